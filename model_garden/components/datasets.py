@@ -1,0 +1,181 @@
+"""The dataset registry: name -> canonical files and ExampleGen factory.
+
+A dataset's raw files are found, in this order:
+
+1. the directory given by ``--data-dir`` (the dataset's own folder);
+2. ``$MODEL_GARDEN_DATA/<dataset>`` when that variable is set (the layout of
+   ``shared/data``: ``mnist/``, ``census/``, ``cifar10/``, ...);
+3. the download cache ``$MODEL_GARDEN_CACHE/<dataset>`` (default
+   ``~/.cache/model-garden/<dataset>``), filled from the canonical URLs with
+   a sha256 check (see :mod:`model_garden.components.download`).
+
+Every ExampleGen factory has the signature
+``make_example_gen(input_base: str, split: SplitSpec) -> BaseComponent`` and
+produces the splits ``train`` and ``test``.
+"""
+
+import dataclasses
+import importlib
+import os
+import re
+from typing import Callable, Dict, Optional, Sequence
+
+from model_garden.components.download import RemoteFile, download_all
+
+DATA_ENV = "MODEL_GARDEN_DATA"
+CACHE_ENV = "MODEL_GARDEN_CACHE"
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSpec:
+    """How examples are split into ``train`` and ``test``.
+
+    Attributes:
+      kind: ``"official"`` (the dataset's own train and test files) or
+        ``"hash"`` (every file present, split by a hash of each example into
+        ``train_buckets``:``test_buckets``, TFX's ``SplitConfig``).
+      train_buckets: hash buckets for ``train`` (``hash`` only).
+      test_buckets: hash buckets for ``test`` (``hash`` only).
+    """
+
+    kind: str = "official"
+    train_buckets: int = 4
+    test_buckets: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "SplitSpec":
+        """Parses ``official``, ``hash`` (= 80/20) or ``hash:TRAIN/TEST``.
+
+        Raises:
+          ValueError: for any other text, naming the accepted forms.
+        """
+        if text == "official":
+            return cls()
+        if text == "hash":
+            return cls("hash", 4, 1)
+        m = re.fullmatch(r"hash:(\d+)/(\d+)", text)
+        if m and int(m.group(1)) > 0 and int(m.group(2)) > 0:
+            return cls("hash", int(m.group(1)), int(m.group(2)))
+        raise ValueError(
+            f"bad split {text!r}: use 'official', 'hash' or 'hash:TRAIN/TEST' "
+            "(e.g. hash:80/20)"
+        )
+
+    def __str__(self) -> str:
+        if self.kind == "official":
+            return "official"
+        return f"hash:{self.train_buckets}/{self.test_buckets}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One raw dataset.
+
+    Attributes:
+      name: registry key and folder name, e.g. ``"mnist"``.
+      files: the canonical files, with sha256 and URLs, that a download
+        fetches.
+      example_gen: dotted path of the ExampleGen factory
+        ``(input_base: str, split: SplitSpec) -> BaseComponent``.
+      homepage: the dataset's page (for ``model-garden list`` and docs).
+    """
+
+    name: str
+    files: Sequence[RemoteFile]
+    example_gen: str
+    homepage: str
+
+    def make_example_gen(self, input_base: str, split: SplitSpec):
+        """Builds this dataset's ExampleGen component reading ``input_base``."""
+        module, _, attr = self.example_gen.rpartition(".")
+        factory: Callable = getattr(importlib.import_module(module), attr)
+        return factory(input_base, split)
+
+
+# MNIST: http://yann.lecun.com/exdb/mnist/ ; sha256 as published by
+# tensorflow_datasets (image_classification/mnist checksums).
+_MNIST_URLS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+
+DATASETS: Dict[str, Dataset] = {
+    "mnist": Dataset(
+        name="mnist",
+        files=(
+            RemoteFile(
+                "train-images-idx3-ubyte.gz",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                _MNIST_URLS,
+            ),
+            RemoteFile(
+                "train-labels-idx1-ubyte.gz",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                _MNIST_URLS,
+            ),
+            RemoteFile(
+                "t10k-images-idx3-ubyte.gz",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                _MNIST_URLS,
+            ),
+            RemoteFile(
+                "t10k-labels-idx1-ubyte.gz",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                _MNIST_URLS,
+            ),
+        ),
+        example_gen="model_garden.components.mnist_example_gen.make_example_gen",
+        homepage="http://yann.lecun.com/exdb/mnist/",
+    ),
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registered dataset ``name``.
+
+    Raises:
+      KeyError: naming the registered datasets.
+    """
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+
+
+def cache_dir(name: str) -> str:
+    """The download cache folder of dataset ``name``."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "model-garden"
+    )
+    return os.path.join(root, name)
+
+
+def resolve_data_dir(name: str, data_dir: Optional[str] = None) -> str:
+    """The folder holding dataset ``name``'s raw files, downloading if needed.
+
+    Args:
+      name: a registered dataset name.
+      data_dir: an explicit folder (``--data-dir``); used as is.
+
+    Returns:
+      An absolute folder path.
+
+    Raises:
+      FileNotFoundError: ``data_dir`` or ``$MODEL_GARDEN_DATA/<name>`` is
+        given but is not a folder.
+      DownloadError: no local copy, and the download failed.
+    """
+    dataset = get_dataset(name)
+    if data_dir:
+        if not os.path.isdir(data_dir):
+            raise FileNotFoundError(f"--data-dir {data_dir}: no such folder")
+        return os.path.abspath(data_dir)
+    root = os.environ.get(DATA_ENV)
+    if root:
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"${DATA_ENV}={root} has no folder {name}/ for dataset {name}"
+            )
+        return os.path.abspath(folder)
+    return os.path.abspath(download_all(dataset.files, cache_dir(name)))

@@ -1,0 +1,124 @@
+"""Downloads of canonical dataset files, checked by sha256, cached, atomic.
+
+Works like TF-Slim's ``download_and_convert_data.py`` (and
+``tf.keras.utils.get_file``): each file is fetched from its canonical URL, or
+from the next mirror when that fails, with a progress bar; it is written to a
+temporary file beside its destination, checked against its published sha256,
+and only then moved into place, so an interrupted or corrupted download never
+leaves a file that looks valid. A cached file whose checksum matches is not
+fetched again.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from typing import Iterable, List, Sequence
+
+_CHUNK = 1 << 16
+
+
+class DownloadError(RuntimeError):
+    """A file could not be fetched from any of its URLs, or failed its check."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteFile:
+    """One canonical file of a dataset.
+
+    Attributes:
+      filename: name of the file in the dataset directory, e.g.
+        ``"t10k-images-idx3-ubyte.gz"``.
+      sha256: the published sha256 hex digest of the file.
+      urls: base URLs to try in order (canonical first, then mirrors); the
+        file's URL is ``base + filename``.
+    """
+
+    filename: str
+    sha256: str
+    urls: Sequence[str]
+
+
+def sha256_of(path: str) -> str:
+    """Hex sha256 digest of the file at ``path``, read in 64 KiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch_to(url: str, out, desc: str, timeout: float) -> None:
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+            leave=False,
+        ) as bar:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def download(remote: RemoteFile, cache_dir: str, timeout: float = 60.0) -> str:
+    """Returns the local path of ``remote``, downloading it if needed.
+
+    Args:
+      remote: the file and its checksum and URLs.
+      cache_dir: directory the file is kept in (created if missing).
+      timeout: seconds to wait on a stalled connection.
+
+    Returns:
+      ``os.path.join(cache_dir, remote.filename)``, a file whose sha256 is
+      ``remote.sha256``.
+
+    Raises:
+      DownloadError: every URL failed, or every download had the wrong
+        checksum; the message lists each URL and what went wrong.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    dest = os.path.join(cache_dir, remote.filename)
+    if os.path.exists(dest):
+        if sha256_of(dest) == remote.sha256:
+            return dest
+        logging.warning("%s: cached file fails its sha256 check; fetching again", dest)
+    errors: List[str] = []
+    for base in remote.urls:
+        url = base + remote.filename
+        fd, tmp = tempfile.mkstemp(prefix=f".{remote.filename}.", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _fetch_to(url, out, remote.filename, timeout)
+            got = sha256_of(tmp)
+            if got != remote.sha256:
+                errors.append(f"{url}: sha256 {got} != expected {remote.sha256}")
+                continue
+            os.replace(tmp, dest)
+            logging.info("downloaded %s", url)
+            return dest
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            errors.append(f"{url}: {e}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    raise DownloadError(
+        f"could not download {remote.filename} into {cache_dir}:\n  "
+        + "\n  ".join(errors)
+    )
+
+
+def download_all(files: Iterable[RemoteFile], cache_dir: str) -> str:
+    """Downloads every file into ``cache_dir``; returns ``cache_dir``.
+
+    Raises:
+      DownloadError: as :func:`download`, for the first file that fails.
+    """
+    for remote in files:
+        download(remote, cache_dir)
+    return cache_dir
+

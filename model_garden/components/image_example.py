@@ -1,0 +1,105 @@
+"""tf.Example records in the TF-Slim image format.
+
+TF-Slim's dataset converters (``research/slim/datasets/dataset_utils.py``,
+``image_to_tfexample``) write one ``tf.train.Example`` per image with these
+feature keys, which every image ExampleGen of this package writes too:
+
+==========================  =======  ==========================================
+key                         type     value
+==========================  =======  ==========================================
+``image/encoded``           bytes    the encoded image (PNG or JPEG bytes)
+``image/format``            bytes    ``b"png"`` or ``b"jpeg"``
+``image/class/label``       int64    class index, 0-based
+``image/height``            int64    pixels
+``image/width``             int64    pixels
+==========================  =======  ==========================================
+"""
+
+import numpy as np
+
+IMAGE_ENCODED_KEY = "image/encoded"
+IMAGE_FORMAT_KEY = "image/format"
+LABEL_KEY = "image/class/label"
+HEIGHT_KEY = "image/height"
+WIDTH_KEY = "image/width"
+
+
+def _bytes_feature(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64_feature(value: int):
+    import tensorflow as tf
+
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def image_to_tfexample(
+    encoded: bytes, image_format: str, height: int, width: int, label: int
+):
+    """Builds one TF-Slim-format ``tf.train.Example``.
+
+    Args:
+      encoded: the encoded image bytes (PNG or JPEG).
+      image_format: ``"png"`` or ``"jpeg"``.
+      height: image height in pixels.
+      width: image width in pixels.
+      label: 0-based class index.
+
+    Returns:
+      A ``tf.train.Example`` with the five keys in this module's docstring.
+    """
+    import tensorflow as tf
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                IMAGE_ENCODED_KEY: _bytes_feature(encoded),
+                IMAGE_FORMAT_KEY: _bytes_feature(image_format.encode()),
+                LABEL_KEY: _int64_feature(label),
+                HEIGHT_KEY: _int64_feature(height),
+                WIDTH_KEY: _int64_feature(width),
+            }
+        )
+    )
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG-encodes one image.
+
+    Args:
+      pixels: uint8 array ``[height, width]`` (grayscale) or
+        ``[height, width, channels]`` with 1, 3 or 4 channels.
+
+    Returns:
+      The PNG file bytes (lossless; decoding gives ``pixels`` back).
+
+    Raises:
+      ValueError: if ``pixels`` is not uint8 or has another rank.
+    """
+    import tensorflow as tf
+
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"encode_png needs uint8 pixels, got {pixels.dtype}")
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3:
+        raise ValueError(f"encode_png needs [H, W] or [H, W, C], got {pixels.shape}")
+    return tf.io.encode_png(pixels).numpy()
+
+
+def png_example(pixels: np.ndarray, label: int):
+    """A TF-Slim-format example holding ``pixels`` as PNG.
+
+    Args:
+      pixels: uint8 ``[height, width]`` or ``[height, width, channels]``.
+      label: 0-based class index.
+
+    Returns:
+      A ``tf.train.Example`` with ``image/format`` = ``png``.
+    """
+    return image_to_tfexample(
+        encode_png(pixels), "png", pixels.shape[0], pixels.shape[1], label
+    )

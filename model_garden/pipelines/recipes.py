@@ -1,0 +1,140 @@
+"""The recipe registry: one name -> one complete pipeline configuration.
+
+Like TF-Slim's ``nets_factory`` (one name, one builder), every recipe is data:
+which dataset feeds it, which curated schema and ``preprocessing_fn`` it uses,
+which ``run_fn`` trains it, its hyperparameters, how the Evaluator judges it
+and where the Pusher puts it. Adding a recipe is one :class:`Recipe` entry in
+:data:`RECIPES` plus its modules. Nothing here imports TensorFlow, so
+``model-garden list`` is instant.
+"""
+
+import dataclasses
+from typing import Any, Dict, Mapping, Sequence, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+    """How the Evaluator judges a model (TFMA ``EvalConfig`` ingredients).
+
+    Attributes:
+      label_key: the raw feature holding the label.
+      prediction_key: the serving output TFMA reads predictions from
+        (``None`` when the model has a single output).
+      metrics: TFMA / Keras metric class names, e.g.
+        ``"SparseCategoricalAccuracy"``.
+      threshold_metric: the metric the blessing is gated on (one of
+        ``metrics``); it must be at least ``threshold`` and must not fall
+        below the latest blessed model's value.
+      threshold: default lower bound of ``threshold_metric`` (overridable by
+        ``--threshold``).
+      slices: feature-key tuples to slice metrics by, besides the overall
+        slice.
+      metric_kwargs: optional constructor arguments by metric class name,
+        e.g. ``{"SparseTopKCategoricalAccuracy": {"k": 5}}``.
+    """
+
+    label_key: str
+    prediction_key: str
+    metrics: Sequence[str]
+    threshold_metric: str
+    threshold: float
+    slices: Sequence[Tuple[str, ...]] = ()
+    metric_kwargs: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One pipeline: dataset -> schema -> Transform -> Trainer -> Evaluator.
+
+    Attributes:
+      name: registry key, e.g. ``"mnist"``; also the pushed model's name.
+      description: one line for ``model-garden list``.
+      dataset: key in :data:`model_garden.components.datasets.DATASETS`.
+      schema_file: curated schema, a file name in ``model_garden/schemas/``.
+      preprocessing_fn: dotted import path of the Transform
+        ``preprocessing_fn``.
+      run_fn: dotted import path of the Trainer ``run_fn``.
+      train_steps: default Trainer training steps.
+      eval_steps: default Trainer evaluation steps.
+      hyperparameters: the Trainer's ``custom_config`` (batch size, learning
+        rate, ...); ``--set KEY=VALUE`` overrides entries.
+      eval: the Evaluator configuration.
+      materialize: whether Transform writes transformed examples (``False``
+        for large images: the Trainer then applies the transform graph).
+    """
+
+    name: str
+    description: str
+    dataset: str
+    schema_file: str
+    preprocessing_fn: str
+    run_fn: str
+    train_steps: int
+    eval_steps: int
+    hyperparameters: Mapping[str, Any]
+    eval: EvalSpec
+    materialize: bool = True
+
+
+RECIPES: Dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Adds ``recipe`` to :data:`RECIPES`.
+
+    Raises:
+      ValueError: a recipe of that name exists already, or the threshold
+        metric is not one of the recipe's metrics.
+    """
+    if recipe.name in RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} is registered twice")
+    if recipe.eval.threshold_metric not in recipe.eval.metrics:
+        raise ValueError(
+            f"recipe {recipe.name!r}: threshold metric "
+            f"{recipe.eval.threshold_metric!r} is not among {list(recipe.eval.metrics)}"
+        )
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    """The registered recipe ``name``.
+
+    Raises:
+      KeyError: naming the registered recipes.
+    """
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise KeyError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}") from None
+
+
+# --- MNIST: tensorflow/models official/mnist (r1/mnist/mnist.py) -------------
+register(
+    Recipe(
+        name="mnist",
+        description="official/mnist CNN (2 conv + 1024 dense) on MNIST digits",
+        dataset="mnist",
+        schema_file="mnist.pbtxt",
+        preprocessing_fn="model_garden.schemas.mnist.preprocessing_fn",
+        run_fn="model_garden.trainers.mnist.run_fn",
+        # 10 epochs of the 80/20 hash split of the 10k test set at batch 100;
+        # the official model trains 40 epochs of 60k.
+        train_steps=800,
+        eval_steps=20,
+        hyperparameters={
+            "batch_size": 100,
+            "learning_rate": 1e-4,
+            "strategy": "auto",
+        },
+        eval=EvalSpec(
+            label_key="image/class/label",
+            prediction_key="probabilities",
+            metrics=("SparseCategoricalAccuracy",),
+            threshold_metric="SparseCategoricalAccuracy",
+            threshold=0.985,
+        ),
+    )
+)
