@@ -1,0 +1,163 @@
+"""``model-garden``: list, run and compile the recipes.
+
+    model-garden list
+    model-garden run mnist --split hash:80/20
+    model-garden compile mnist --image IMAGE --pipeline-root gs://... -o mnist.yaml
+"""
+
+import os
+from typing import Dict, Tuple
+
+import click
+import yaml
+
+from model_garden.components.datasets import SplitSpec, get_dataset
+from model_garden.pipelines import recipes as recipes_lib
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFX 1.16 needs tf-keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parse_sets(pairs: Tuple[str, ...]) -> Dict:
+    """``("batch_size=64", ...)`` -> ``{"batch_size": 64}`` (values read as YAML)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _recipe(name: str) -> recipes_lib.Recipe:
+    try:
+        return recipes_lib.get_recipe(name)
+    except KeyError as e:
+        raise click.BadParameter(str(e.args[0]), param_hint="RECIPE") from None
+
+
+def _split(_ctx, _param, value: str) -> SplitSpec:
+    try:
+        return SplitSpec.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _pipeline_flags(f):
+    """Options every command that builds a pipeline shares."""
+    options = [
+        click.option("--split", default="official", callback=_split, show_default=True,
+                     help="'official' train/test files, or 'hash[:TRAIN/TEST]' over the files present."),
+        click.option("--train-steps", type=int, help="Trainer steps (default: the recipe's)."),
+        click.option("--eval-steps", type=int, help="Trainer eval steps (default: the recipe's)."),
+        click.option("--threshold", type=float,
+                     help="Lower bound of the blessing metric (default: the recipe's)."),
+        click.option("--change-tolerance", type=float, default=0.0, show_default=True,
+                     help="Allowed drop of the blessing metric against the latest blessed model."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a Trainer hyperparameter (custom_config), e.g. batch_size=64."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Classic TensorFlow models as TFX pipelines, locally or on Kubeflow."""
+
+
+@cli.command("list")
+def list_recipes():
+    """Print every recipe: name, dataset and model."""
+    width = max(len(n) for n in recipes_lib.RECIPES)
+    for name, recipe in sorted(recipes_lib.RECIPES.items()):
+        click.echo(f"{name:<{width}}  {recipe.dataset:<8}  {recipe.description}")
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
+                   "else downloaded (sha256-checked) into ~/.cache/model-garden.")
+@click.option("--output-root", default="model-garden-output", show_default=True,
+              help="Root of pipeline artifacts, ML Metadata and pushed models.")
+@click.option("--runner", type=click.Choice(["beam", "local"]), default="beam", show_default=True,
+              help="BeamDagRunner or LocalDagRunner.")
+@click.option("--direct-num-workers", type=int, default=0,
+              help="Beam DirectRunner workers (0: one per core).")
+@click.option("--direct-running-mode", default="multi_processing", show_default=True,
+              type=click.Choice(["in_memory", "multi_threading", "multi_processing"]))
+@click.option("--no-cache", is_flag=True, help="Run every component again.")
+@_pipeline_flags
+def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
+        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, sets):
+    """Run RECIPE's pipeline on this machine."""
+    from model_garden.components.datasets import resolve_data_dir
+    from model_garden.pipelines import runners
+
+    recipe = _recipe(recipe_name)
+    input_base = resolve_data_dir(recipe.dataset, data_dir)
+    options = runners.local_options(
+        recipe, output_root, input_base,
+        split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
+        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets),
+        beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
+                                                      direct_running_mode),
+        enable_cache=not no_cache,
+    )
+    before = set(_versions(options.serving_dir))
+    runners.run_local(recipe, options, runner)
+    pushed = sorted(set(_versions(options.serving_dir)) - before)
+    if pushed:
+        click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")
+    else:
+        click.echo("not pushed: the model was not blessed (or the run was cached); "
+                   f"serving models in {options.serving_dir}: {sorted(before) or 'none'}")
+
+
+def _versions(serving_dir: str):
+    if not os.path.isdir(serving_dir):
+        return []
+    return [v for v in os.listdir(serving_dir) if v.isdigit()]
+
+
+@cli.command("compile")
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PipelineSpec YAML to write.")
+@click.option("--image", default="gcr.io/my-project/model-garden:latest", show_default=True,
+              help="Pipeline container image (see Dockerfile).")
+@click.option("--pipeline-root", default="gs://my-bucket/model-garden", show_default=True,
+              help="Artifact root on the cluster's storage.")
+@click.option("--input-base", help="Raw data folder as the cluster sees it "
+                                   "(default: <pipeline-root>/data/<dataset>).")
+@click.option("--serving-dir", help="Push destination (default: <pipeline-root>/serving/<recipe>).")
+@_pipeline_flags
+def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_dir, split,
+                train_steps, eval_steps, threshold, change_tolerance, sets):
+    """Compile RECIPE for Kubeflow Pipelines v2 (KubeflowV2DagRunner)."""
+    from model_garden.pipelines import runners
+    from model_garden.pipelines.factory import PipelineOptions
+
+    recipe = _recipe(recipe_name)
+    root = pipeline_root.rstrip("/")
+    options = PipelineOptions(
+        input_base=input_base or f"{root}/data/{get_dataset(recipe.dataset).name}",
+        pipeline_root=root,
+        serving_dir=serving_dir or f"{root}/serving/{recipe.name}",
+        split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
+        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets),
+        schemas_dir=f"{runners.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
+    )
+    runners.compile_kubeflow(recipe, options, image, output)
+    click.echo(f"wrote {output}")
+
+
+def main():
+    """Console entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

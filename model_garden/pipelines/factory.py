@@ -1,0 +1,218 @@
+"""The pipeline factory: one recipe -> the standard TFX pipeline.
+
+Every recipe runs the same graph (as in the TFX penguin template)::
+
+    ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) ---> ExampleValidator
+                               \\-> SchemaGen (inferred, for comparison)
+    ExampleGen + schema -> Transform (preprocessing_fn) -> Trainer (run_fn)
+    Resolver (latest blessed model) + Trainer -> Evaluator (TFMA) -> Pusher
+
+The Evaluator blesses a model when its threshold metric reaches the recipe's
+threshold and does not fall below the latest blessed model's; only a blessed
+model is pushed.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+from model_garden.components.datasets import SplitSpec, get_dataset
+from model_garden.pipelines.recipes import EvalSpec, Recipe
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "test"
+SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "schemas")
+
+
+@dataclasses.dataclass
+class PipelineOptions:
+    """What varies between two runs of one recipe.
+
+    Attributes:
+      input_base: folder of the dataset's raw files (local or ``gs://``).
+      pipeline_root: root of the pipeline's artifacts.
+      serving_dir: TF Serving model base path; the Pusher writes
+        ``<serving_dir>/<version>/``.
+      metadata_path: SQLite ML Metadata file (``None`` on Kubeflow, which
+        brings its own MLMD).
+      split: how examples are split into ``train`` and ``test``.
+      train_steps: Trainer steps (``None``: the recipe's default).
+      eval_steps: Trainer evaluation steps (``None``: the recipe's default).
+      threshold: lower bound of the recipe's threshold metric (``None``:
+        the recipe's default).
+      change_tolerance: how far below the latest blessed model's value the
+        threshold metric may fall and still be blessed (0: not at all).
+      hyperparameters: overrides of the recipe's ``custom_config``.
+      beam_pipeline_args: Beam options for ExampleGen, StatisticsGen,
+        Transform and Evaluator.
+      schemas_dir: where the curated schema files are, as the executing
+        machine sees them (the installed package by default; the image's
+        path when compiling for Kubeflow).
+      enable_cache: reuse unchanged components' outputs from ML Metadata.
+    """
+
+    input_base: str
+    pipeline_root: str
+    serving_dir: str
+    metadata_path: Optional[str] = None
+    split: SplitSpec = dataclasses.field(default_factory=SplitSpec)
+    train_steps: Optional[int] = None
+    eval_steps: Optional[int] = None
+    threshold: Optional[float] = None
+    change_tolerance: float = 0.0
+    hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    beam_pipeline_args: List[str] = dataclasses.field(default_factory=list)
+    schemas_dir: str = SCHEMAS_DIR
+    enable_cache: bool = True
+
+
+def pipeline_name(recipe: Recipe) -> str:
+    """The pipeline's name: ``model-garden-<recipe>``, DNS-safe for Kubeflow."""
+    return "model-garden-" + recipe.name.replace("_", "-")
+
+
+def make_eval_config(spec: EvalSpec, threshold: float, change_tolerance: float = 0.0):
+    """The TFMA ``EvalConfig`` of a recipe.
+
+    Args:
+      spec: the recipe's evaluation spec.
+      threshold: lower bound of ``spec.threshold_metric`` for a blessing.
+      change_tolerance: the allowed drop against the baseline (the latest
+        blessed model); TFX drops change thresholds when there is no baseline.
+
+    Returns:
+      A ``tfma.EvalConfig`` on the ``serving_default`` signature, with the
+      overall slice plus ``spec.slices``.
+    """
+    import tensorflow_model_analysis as tfma
+
+    metrics = []
+    for name in spec.metrics:
+        config = dict(spec.metric_kwargs.get(name, {}))
+        metric = tfma.MetricConfig(class_name=name, config=json.dumps(config) if config else "")
+        if name == spec.threshold_metric:
+            metric.threshold.CopyFrom(
+                tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": threshold}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={"value": -(change_tolerance + 1e-10)},
+                    ),
+                )
+            )
+        metrics.append(metric)
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=spec.label_key,
+                prediction_key=spec.prediction_key,
+                preprocessing_function_names=[],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=list(keys)) for keys in spec.slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def create_pipeline(recipe: Recipe, options: PipelineOptions):
+    """Builds the TFX pipeline of ``recipe``.
+
+    Args:
+      recipe: a registered recipe.
+      options: paths, split, steps, thresholds and Beam arguments.
+
+    Returns:
+      A ``tfx.dsl.Pipeline`` for BeamDagRunner, LocalDagRunner or
+      KubeflowV2DagRunner.
+
+    Raises:
+      KeyError: the recipe names an unknown dataset.
+    """
+    from tfx import v1 as tfx
+
+    dataset = get_dataset(recipe.dataset)
+    example_gen = dataset.make_example_gen(options.input_base, options.split)
+    examples = example_gen.outputs["examples"]
+
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    schema_importer = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(options.schemas_dir, recipe.schema_file)
+    ).with_id("CuratedSchema")
+    schema = schema_importer.outputs["schema"]
+    inferred_schema = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    ).with_id("InferredSchema")
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema
+    )
+    transform = tfx.components.Transform(
+        examples=examples,
+        schema=schema,
+        preprocessing_fn=recipe.preprocessing_fn,
+        materialize=recipe.materialize,
+    )
+    hyperparameters: Dict[str, Any] = dict(recipe.hyperparameters)
+    hyperparameters.update(options.hyperparameters)
+    trainer = tfx.components.Trainer(
+        run_fn=recipe.run_fn,
+        # Without materialized examples the run_fn applies the transform graph.
+        examples=transform.outputs["transformed_examples"] if recipe.materialize else examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(
+            splits=[TRAIN_SPLIT], num_steps=options.train_steps or recipe.train_steps
+        ),
+        eval_args=tfx.proto.EvalArgs(
+            splits=[EVAL_SPLIT], num_steps=options.eval_steps or recipe.eval_steps
+        ),
+        custom_config=hyperparameters,
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    threshold = recipe.eval.threshold if options.threshold is None else options.threshold
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=make_eval_config(recipe.eval, threshold, options.change_tolerance),
+        example_splits=[EVAL_SPLIT],
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=options.serving_dir
+            )
+        ),
+    )
+    metadata = None
+    if options.metadata_path:
+        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            options.metadata_path
+        )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name(recipe),
+        pipeline_root=options.pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_importer,
+            inferred_schema,
+            example_validator,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=options.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=list(options.beam_pipeline_args),
+    )

@@ -1,0 +1,220 @@
+"""``model-garden upload|submit|schedule|runs``: a compiled pipeline on a KFP cluster.
+
+Click commands over :mod:`model_garden.pipelines.kfp_client`, added to the
+``model-garden`` group with ``cli.add_command`` (see :data:`COMMANDS`)::
+
+    model-garden compile mnist -o mnist.yaml --image ... --pipeline-root gs://...
+    model-garden upload mnist.yaml --pipeline-name mnist --version-name v2
+    model-garden submit --pipeline-name mnist --experiment mnist --param train_steps=2000
+    model-garden schedule --pipeline-name mnist --cron "0 3 * * *" --experiment nightly
+    model-garden runs --experiment mnist
+
+Connection: ``--host`` or ``$KF_PIPELINES_ENDPOINT`` (else in-cluster or the
+kubeconfig proxy). Credentials: ``$MODEL_GARDEN_KFP_TOKEN`` (or ``--token``,
+which a shell history keeps: prefer the variable), ``$KF_PIPELINES_SA_TOKEN_PATH``
+(a token file), ``$MODEL_GARDEN_KFP_COOKIES`` / ``--cookies``. Credentials
+are never printed, also not in error messages.
+"""
+
+import contextlib
+import json
+from typing import Dict, Iterator, Optional, Tuple
+
+import click
+
+from model_garden.pipelines import kfp_client
+
+TOKEN_ENV = "MODEL_GARDEN_KFP_TOKEN"
+COOKIES_ENV = "MODEL_GARDEN_KFP_COOKIES"
+
+
+def _connection_options(f):
+    options = [
+        click.option("--host", envvar=kfp_client.ENDPOINT_ENV, show_envvar=True,
+                     help="KFP API endpoint, e.g. http://localhost:8080 (after `kubectl -n "
+                          "kubeflow port-forward svc/ml-pipeline-ui 8080:80`). Default: the "
+                          "in-cluster service, else the kubeconfig's API server proxy."),
+        click.option("--namespace", default=None,
+                     help="Multi-user KFP: your profile namespace."),
+        click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+                     show_default=False,
+                     help="Bearer token sent as the Authorization header (prefer the "
+                          "environment variable; never printed). $KF_PIPELINES_SA_TOKEN_PATH "
+                          "names a token file instead."),
+        click.option("--cookies", envvar=COOKIES_ENV, show_envvar=True, default=None,
+                     show_default=False,
+                     help="Cookie header value, e.g. authservice_session=... (never printed)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _source_options(f):
+    options = [
+        click.argument("package", required=False,
+                       type=click.Path(exists=True, dir_okay=False, readable=True)),
+        click.option("--pipeline-name", default=None,
+                     help="An uploaded pipeline, instead of a PACKAGE file."),
+        click.option("--version-name", default=None,
+                     help="Its version (default: the newest)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_options(f):
+    options = [
+        click.option("--experiment", default=kfp_client.DEFAULT_EXPERIMENT, show_default=True,
+                     help="Experiment name (created when missing)."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Runtime parameter, typed as the pipeline declares it; repeatable."),
+        click.option("--pipeline-root", default=None,
+                     help="Artifact root for the run (default: the pipeline's, else KFP's)."),
+        click.option("--service-account", default=None,
+                     help="Kubernetes service account of the run's pods "
+                          "(e.g. model-garden-pipeline, kubernetes/rbac.yaml)."),
+        click.option("--caching/--no-caching", "enable_caching", default=None,
+                     help="Override the compiled caching option of every step."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _parse_params(pairs: Tuple[str, ...]) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
+        out[key.strip()] = value
+    return out
+
+
+def _redact(text: str, secrets: Tuple[Optional[str], ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@contextlib.contextmanager
+def _user_errors(*secrets: Optional[str]) -> Iterator[None]:
+    """KfpError and argument errors as one line (exit 1), never a traceback."""
+    try:
+        yield
+    except (kfp_client.KfpError, ValueError, OSError) as e:
+        raise click.ClickException(_redact(str(e), secrets)) from None
+
+
+def _connect(host, namespace, token, cookies):
+    return kfp_client.connect(host=host, namespace=namespace, existing_token=token,
+                              cookies=cookies)
+
+
+def _check_source(package, pipeline_name, version_name):
+    if bool(package) == bool(pipeline_name):
+        raise click.UsageError("give a PACKAGE file or --pipeline-name (one of them)")
+    if version_name and not pipeline_name:
+        raise click.UsageError("--version-name goes with --pipeline-name")
+
+
+@click.command("upload")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--pipeline-name", default=None,
+              help="Pipeline name (default: the spec's pipelineInfo.name).")
+@click.option("--version-name", default=None,
+              help="Version name when the pipeline exists (default: <name>-<UTC time>).")
+@click.option("--description", default=None, help="Shown in the KFP UI.")
+@_connection_options
+def upload(package, pipeline_name, version_name, description, host, namespace, token, cookies):
+    """Upload PACKAGE (a compiled PipelineSpec YAML) as a pipeline or a new version."""
+    with _user_errors(token, cookies):
+        client = _connect(host, namespace, token, cookies)
+        done = kfp_client.upload(client, package, pipeline_name, version_name,
+                                 description=description, namespace=namespace)
+    what = "new pipeline" if done.new_pipeline else "new version of pipeline"
+    click.echo(f"{what} {done.pipeline_name!r} ({done.pipeline_id}): "
+               f"version {done.version_name!r} ({done.version_id})")
+
+
+@click.command("submit")
+@_source_options
+@click.option("--run-name", default=None, help="Default: <pipeline>-<UTC time>.")
+@_run_options
+@_connection_options
+def submit(package, pipeline_name, version_name, run_name, experiment, params, pipeline_root,
+           service_account, enable_caching, host, namespace, token, cookies):
+    """Start one run of PACKAGE, or of an uploaded --pipeline-name."""
+    _check_source(package, pipeline_name, version_name)
+    parsed = _parse_params(params)
+    with _user_errors(token, cookies):
+        client = _connect(host, namespace, token, cookies)
+        done = kfp_client.submit(
+            client, package, pipeline_name=pipeline_name, version_name=version_name,
+            params=parsed, experiment=experiment, run_name=run_name, namespace=namespace,
+            pipeline_root=pipeline_root, enable_caching=enable_caching,
+            service_account=service_account)
+    click.echo(f"run {done.run_name!r} ({done.run_id}) in experiment "
+               f"{done.experiment_name!r} ({done.experiment_id})")
+
+
+@click.command("schedule")
+@_source_options
+@click.option("--cron", default=kfp_client.DEFAULT_CRON, show_default=True,
+              help="5-field crontab (a seconds field '0' is prepended for KFP) or KFP's "
+                   "6-field form (seconds first); UTC.")
+@click.option("--max-concurrency", default=1, show_default=True, type=click.IntRange(1, 10),
+              help="Runs of this schedule allowed at once.")
+@click.option("--catchup/--no-catchup", default=False, show_default=True,
+              help="After a pause, back-fill every missed run (--catchup) or start only "
+                   "the latest.")
+@click.option("--job-name", default=None, help="Default: <pipeline>-schedule-<UTC time>.")
+@_run_options
+@_connection_options
+def schedule(package, pipeline_name, version_name, cron, max_concurrency, catchup, job_name,
+             experiment, params, pipeline_root, service_account, enable_caching, host,
+             namespace, token, cookies):
+    """Create a recurring run (cron) of PACKAGE, or of an uploaded --pipeline-name."""
+    _check_source(package, pipeline_name, version_name)
+    parsed = _parse_params(params)
+    with _user_errors(token, cookies):
+        client = _connect(host, namespace, token, cookies)
+        done = kfp_client.schedule(
+            client, package, pipeline_name=pipeline_name, version_name=version_name,
+            cron=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
+            params=parsed, experiment=experiment, job_name=job_name, namespace=namespace,
+            pipeline_root=pipeline_root, enable_caching=enable_caching,
+            service_account=service_account)
+    click.echo(f"recurring run {done.name!r} ({done.recurring_run_id}) in experiment "
+               f"{done.experiment_name!r}: cron {done.cron!r}")
+
+
+@click.command("runs")
+@click.option("--experiment", default=None, help="Only this experiment's runs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_connection_options
+def runs(experiment, limit, as_json, host, namespace, token, cookies):
+    """List the newest runs: id, name, state, created."""
+    with _user_errors(token, cookies):
+        client = _connect(host, namespace, token, cookies)
+        rows = kfp_client.list_runs(client, experiment, namespace=namespace, limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({
+                "id": row.id, "name": row.name, "state": row.state,
+                "created_at": row.created_at.isoformat() if row.created_at else None}))
+        return
+    table = [("RUN ID", "NAME", "STATE", "CREATED")] + [
+        (r.id, r.name or "", r.state, r.created_at.isoformat() if r.created_at else "")
+        for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+
+
+#: For ``for c in COMMANDS: cli.add_command(c)``.
+COMMANDS = (upload, submit, schedule, runs)

@@ -1,0 +1,124 @@
+"""Runners: BeamDagRunner / LocalDagRunner locally, KubeflowV2DagRunner to compile.
+
+Local output layout under one output root (``--output-root``)::
+
+    <root>/<recipe>/metadata.sqlite     ML Metadata (SQLite)
+    <root>/<recipe>/pipeline/           pipeline root: every component's artifacts
+    <root>/serving/<recipe>/<version>/  what the Pusher pushed (TF Serving layout)
+
+``BeamDagRunner`` and the Kubeflow runner are not in the public ``tfx.v1``
+API; they are imported from ``tfx.orchestration`` as the TFX guides do.
+"""
+
+import dataclasses
+import os
+from typing import List, Optional
+
+import yaml
+
+from model_garden.pipelines.factory import PipelineOptions, create_pipeline
+from model_garden.pipelines.recipes import Recipe
+
+RUNNERS = ("beam", "local")
+# Where the Dockerfile installs the package's source inside the pipeline image.
+IMAGE_PACKAGE_ROOT = "/opt/model-garden"
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalLayout:
+    """Paths of one recipe's local run under ``output_root``."""
+
+    output_root: str
+    recipe: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_root, self.recipe, "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_root, self.recipe, "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.output_root, "serving", self.recipe)
+
+
+def direct_runner_args(num_workers: Optional[int] = None, mode: str = "multi_processing") -> List[str]:
+    """Beam DirectRunner options: ``mode`` with ``num_workers`` (default: cores)."""
+    workers = num_workers or os.cpu_count() or 1
+    return [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+
+
+def local_options(recipe: Recipe, output_root: str, input_base: str, **overrides) -> PipelineOptions:
+    """``PipelineOptions`` for a local run with the :class:`LocalLayout` paths."""
+    layout = LocalLayout(os.path.abspath(output_root), recipe.name)
+    os.makedirs(os.path.dirname(layout.metadata_path), exist_ok=True)
+    return PipelineOptions(
+        input_base=input_base,
+        pipeline_root=layout.pipeline_root,
+        serving_dir=layout.serving_dir,
+        metadata_path=layout.metadata_path,
+        **overrides,
+    )
+
+
+def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam") -> None:
+    """Runs ``recipe``'s pipeline on this machine.
+
+    Args:
+      recipe: the recipe.
+      options: from :func:`local_options`.
+      runner: ``"beam"`` (BeamDagRunner: components as a Beam graph) or
+        ``"local"`` (LocalDagRunner: components in order, in process).
+
+    Raises:
+      ValueError: unknown runner.
+      RuntimeError: (from TFX) a component failed; its outputs are not
+        published, earlier artifacts and pushed models stay as they were.
+    """
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+    pipeline = create_pipeline(recipe, options)
+    if runner == "beam":
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        BeamDagRunner().run(pipeline)
+    else:
+        from tfx import v1 as tfx
+
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+
+
+def compile_kubeflow(
+    recipe: Recipe, options: PipelineOptions, image: str, output_path: str
+) -> dict:
+    """Compiles ``recipe`` into a Kubeflow Pipelines v2 ``PipelineSpec`` YAML.
+
+    Uses TFX's ``KubeflowV2DagRunner`` and writes its ``pipelineSpec`` (the
+    IR that ``kfp`` uploads) to ``output_path`` via a temporary file and a
+    rename.
+
+    Args:
+      recipe: the recipe.
+      options: paths as the cluster sees them (``gs://`` pipeline root and
+        input base); ``metadata_path`` must be ``None``.
+      image: the pipeline container image every component runs in.
+      output_path: the ``.yaml`` file to write.
+
+    Returns:
+      The PipelineSpec as a dict.
+    """
+    from tfx import v1 as tfx
+
+    pipeline = create_pipeline(recipe, options)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+    )
+    job = runner.run(pipeline, write_out=False)
+    spec = job["pipelineSpec"]
+    tmp = output_path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
+    os.replace(tmp, output_path)
+    return spec
