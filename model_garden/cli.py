@@ -106,8 +106,11 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
                                                       direct_running_mode),
         enable_cache=not no_cache,
     )
+    from model_garden.pipelines import report
+
     before = set(_versions(options.serving_dir))
     runners.run_local(recipe, options, runner)
+    click.echo(report.format_runs(report.component_runs(options.metadata_path)))
     pushed = sorted(set(_versions(options.serving_dir)) - before)
     if pushed:
         click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")

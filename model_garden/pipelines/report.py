@@ -1,0 +1,112 @@
+"""What a local run did, read back from its ML Metadata (SQLite) store.
+
+``model-garden run`` prints this summary; the end-to-end tests and the
+benchmarks use it to check caching (``CACHED`` executions) and to time each
+component. Times are MLMD's execution create / last-update timestamps.
+"""
+
+import dataclasses
+from typing import List, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRun:
+    """One component execution of a pipeline run.
+
+    Attributes:
+      node_id: the component id, e.g. ``"Trainer"``.
+      state: MLMD execution state name: ``COMPLETE``, ``CACHED``,
+        ``FAILED``, ``RUNNING``, ...
+      seconds: wall time from the execution's creation to its last update.
+      execution_id: the MLMD execution id.
+      blessed: for the Evaluator, whether its ModelBlessing says blessed;
+        for the Pusher, whether it pushed; for the ExampleValidator, whether
+        every split is free of anomalies; else ``None``.
+    """
+
+    node_id: str
+    state: str
+    seconds: float
+    execution_id: int
+    blessed: Optional[bool] = None
+
+
+def _store(metadata_path: str):
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _outcome(store, execution) -> Optional[bool]:
+    """Blessed (Evaluator) or pushed (Pusher) from the execution's outputs."""
+    events = store.get_events_by_execution_ids([execution.id])
+    outputs = [e.artifact_id for e in events if e.type == e.OUTPUT]
+    for artifact in store.get_artifacts_by_id(outputs):
+        for key in ("blessed", "pushed"):
+            if key in artifact.custom_properties:
+                value = artifact.custom_properties[key]
+                if value.HasField("struct_value"):  # ExampleValidator: per split
+                    return all(v.number_value == 1 for v in value.struct_value.fields.values())
+                return bool(value.int_value)
+    return None
+
+
+def pipeline_runs(metadata_path: str) -> List[str]:
+    """Names of the pipeline runs in the store, oldest first."""
+    store = _store(metadata_path)
+    runs = store.get_contexts_by_type("pipeline_run")
+    return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
+
+
+def component_runs(metadata_path: str, run: Optional[str] = None) -> List[ComponentRun]:
+    """The component executions of one pipeline run, in start order.
+
+    Args:
+      metadata_path: the run's ``metadata.sqlite``.
+      run: a pipeline run name from :func:`pipeline_runs`; default the latest.
+
+    Returns:
+      One :class:`ComponentRun` per executed (or cached) component.
+
+    Raises:
+      ValueError: the store holds no pipeline run.
+    """
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = _store(metadata_path)
+    names = pipeline_runs(metadata_path)
+    if not names:
+        raise ValueError(f"{metadata_path}: no pipeline run recorded")
+    context = store.get_context_by_type_and_name("pipeline_run", run or names[-1])
+    node_of = {}
+    for node in store.get_contexts_by_type("node"):
+        for execution in store.get_executions_by_context(node.id):
+            node_of[execution.id] = node.name.split(".", 1)[-1]
+    rows = []
+    for execution in sorted(
+        store.get_executions_by_context(context.id), key=lambda e: e.create_time_since_epoch
+    ):
+        rows.append(
+            ComponentRun(
+                node_id=node_of.get(execution.id, execution.type),
+                state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch)
+                / 1000.0,
+                execution_id=execution.id,
+                blessed=_outcome(store, execution),
+            )
+        )
+    return rows
+
+
+def format_runs(rows: List[ComponentRun]) -> str:
+    """A plain-text table of ``rows`` (component, state, seconds, outcome)."""
+    lines = [f"{'component':<36} {'state':<9} {'seconds':>8}  outcome"]
+    for r in rows:
+        outcome = "" if r.blessed is None else ("yes" if r.blessed else "no")
+        lines.append(f"{r.node_id:<36} {r.state:<9} {r.seconds:>8.1f}  {outcome}")
+    return "\n".join(lines)
