@@ -14,7 +14,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MODEL_GARDEN_DATA ?= $(abspath ../shared/data)
 OUTPUT ?= model-garden-output
 
-.PHONY: setup lock demo test test-fast test-slow bench clean
+IMAGE ?= model-garden:dev
+
+.PHONY: setup lock demo test test-fast test-slow bench image clean
 
 setup:  ## venv (Python 3.10) from the committed lock, package installed
 	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found (pyenv install 3.10)"; exit 1; }
@@ -41,6 +43,9 @@ test-slow:
 
 bench:  ## benchmarks: print the results table
 	$(PY) benchmarks/run.py
+
+image:  ## the pipeline image (Dockerfile): TFX 1.16 base + requirements.lock + the package
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache

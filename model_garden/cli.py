@@ -157,6 +157,16 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
     click.echo(f"wrote {output}")
 
 
+def _add_kfp_commands():
+    from model_garden.pipelines import kfp_commands
+
+    for command in kfp_commands.COMMANDS:
+        cli.add_command(command)
+
+
+_add_kfp_commands()
+
+
 def main():
     """Console entry point."""
     cli()

