@@ -109,7 +109,15 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     from model_garden.pipelines import report
 
     before = set(_versions(options.serving_dir))
-    runners.run_local(recipe, options, runner)
+    try:
+        runners.run_local(recipe, options, runner)
+    except Exception as e:  # a component failed: report it without the Beam traceback
+        if os.path.exists(options.metadata_path):
+            click.echo(report.format_runs(report.component_runs(options.metadata_path)), err=True)
+        raise click.ClickException(
+            f"the {recipe.name} pipeline failed; nothing of the failed component was "
+            f"published and {options.serving_dir} is unchanged.\n{type(e).__name__}: {e}"
+        ) from e
     click.echo(report.format_runs(report.component_runs(options.metadata_path)))
     pushed = sorted(set(_versions(options.serving_dir)) - before)
     if pushed:
