@@ -127,6 +127,20 @@ DATASETS: Dict[str, Dataset] = {
         example_gen="model_garden.components.mnist_example_gen.make_example_gen",
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),
+    # CIFAR-10, python version; sha256 of the canonical tarball.
+    "cifar10": Dataset(
+        name="cifar10",
+        files=(
+            RemoteFile(
+                "cifar-10-python.tar.gz",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+                ("https://www.cs.toronto.edu/~kriz/",),
+                extract="cifar-10-batches-py",
+            ),
+        ),
+        example_gen="model_garden.components.cifar10_example_gen.make_example_gen",
+        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+    ),
 }
 
 

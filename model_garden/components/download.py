@@ -13,10 +13,12 @@ import dataclasses
 import hashlib
 import logging
 import os
+import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 _CHUNK = 1 << 16
 
@@ -35,11 +37,14 @@ class RemoteFile:
       sha256: the published sha256 hex digest of the file.
       urls: base URLs to try in order (canonical first, then mirrors); the
         file's URL is ``base + filename``.
+      extract: for a ``.tar.gz``, the single top folder it holds (e.g.
+        ``"cifar-10-batches-py"``), extracted beside it after the check.
     """
 
     filename: str
     sha256: str
     urls: Sequence[str]
+    extract: Optional[str] = None
 
 
 def sha256_of(path: str) -> str:
@@ -112,13 +117,49 @@ def download(remote: RemoteFile, cache_dir: str, timeout: float = 60.0) -> str:
     )
 
 
-def download_all(files: Iterable[RemoteFile], cache_dir: str) -> str:
-    """Downloads every file into ``cache_dir``; returns ``cache_dir``.
+def extract_tarball(archive: str, dest_dir: str, top: str) -> str:
+    """Extracts the gzip'd tarball ``archive``'s folder ``top`` into ``dest_dir``.
+
+    Every member must be a plain file or folder under ``top`` (no absolute
+    paths, ``..``, links or devices): an archive from the internet must not
+    write outside its folder. It is extracted into a temporary folder and
+    renamed into place, so a failed extraction leaves nothing behind.
+
+    Returns:
+      ``os.path.join(dest_dir, top)`` (kept as is when it exists already).
 
     Raises:
-      DownloadError: as :func:`download`, for the first file that fails.
+      DownloadError: a member breaks the rules above, naming it.
+    """
+    final = os.path.join(dest_dir, top)
+    if os.path.isdir(final):
+        return final
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        for m in members:
+            parts = os.path.normpath(m.name).split(os.sep)
+            if (os.path.isabs(m.name) or ".." in parts or parts[0] != top
+                    or not (m.isfile() or m.isdir())):
+                raise DownloadError(f"{archive}: refusing archive member {m.name!r}")
+        tmp = tempfile.mkdtemp(prefix=f".{top}.", dir=dest_dir)
+        try:
+            tar.extractall(tmp, members=members, filter="data")
+            os.replace(os.path.join(tmp, top), final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def download_all(files: Iterable[RemoteFile], cache_dir: str) -> str:
+    """Downloads (and extracts) every file into ``cache_dir``; returns ``cache_dir``.
+
+    Raises:
+      DownloadError: as :func:`download` and :func:`extract_tarball`, for the
+        first file that fails.
     """
     for remote in files:
-        download(remote, cache_dir)
+        path = download(remote, cache_dir)
+        if remote.extract:
+            extract_tarball(path, cache_dir, remote.extract)
     return cache_dir
 

@@ -153,6 +153,9 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         schema=schema,
         preprocessing_fn=recipe.preprocessing_fn,
         materialize=recipe.materialize,
+        # Not materialized: no Beam pass computing post-transform statistics
+        # over every decoded pixel (StatisticsGen covers the raw data).
+        disable_statistics=not recipe.materialize,
     )
     hyperparameters: Dict[str, Any] = dict(recipe.hyperparameters)
     hyperparameters.update(options.hyperparameters)

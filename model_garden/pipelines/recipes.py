@@ -139,3 +139,37 @@ register(
         ),
     )
 )
+
+
+# --- CIFAR-10 ResNet: tensorflow/models official/resnet (cifar10_main.py) ----
+# He et al. 2015 (arXiv:1512.03385) Table 6, CIFAR-10 test error (%).
+_CIFAR10_RESNET_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+for _depth, _error in _CIFAR10_RESNET_ERROR.items():
+    register(
+        Recipe(
+            name=f"cifar10_resnet{_depth}",
+            description=f"official/resnet ResNet-{_depth} v1 (--set version=2: "
+            "pre-activation) on CIFAR-10",
+            dataset="cifar10",
+            schema_file="cifar10.pbtxt",
+            preprocessing_fn="model_garden.schemas.cifar10.preprocessing_fn",
+            run_fn="model_garden.trainers.resnet_cifar.run_fn",
+            # 182 epochs x ceil(50,000 / 128) = 391 steps (official: 71,094).
+            train_steps=182 * 391,
+            eval_steps=78,  # floor(10,000 / 128)
+            hyperparameters={"depth": _depth, "version": 1, "batch_size": 128,
+                             "strategy": "auto", "mixed_precision": "auto"},
+            eval=EvalSpec(
+                label_key="image/class/label",
+                prediction_key="probabilities",
+                metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy"),
+                threshold_metric="SparseCategoricalAccuracy",
+                # the paper's accuracy less one point (seed-to-seed variance)
+                threshold=round(1 - _error / 100 - 0.01, 4),
+                metric_kwargs={"SparseTopKCategoricalAccuracy": {"k": 5}},
+            ),
+            # Images: no decoded copy of the dataset; the Trainer applies the
+            # transform graph to raw examples.
+            materialize=False,
+        )
+    )

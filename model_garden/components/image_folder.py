@@ -1,0 +1,263 @@
+"""Image-folder datasets: ``<root>/<split>/<class>/<image>``.
+
+The layout of Keras ``image_dataset_from_directory``, of TF-Slim's flowers
+converter (``research/slim/datasets/download_and_convert_flowers.py``: one
+folder per class, label = index of the class in sorted order) and of the
+JPEG/PNG copies of CIFAR-10 (``train/airplane/0000.jpg``). Files are read
+as their original encoded bytes; nothing is decoded. The format (``png`` or
+``jpeg``) and the true height and width come from the file header, not
+from the file name.
+
+Pure Python (no TensorFlow), so that ExampleGens for CIFAR-10, flowers and
+ImageNet can share it inside Beam workers.
+"""
+
+import dataclasses
+import os
+import struct
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+class ImageFolderError(ValueError):
+    """A file or folder of an image-folder dataset is not what it should be.
+
+    The message always names the file or folder.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFile:
+    """One image of an image folder.
+
+    Attributes:
+      path: the file's path.
+      class_name: the name of its class folder.
+      label: 0-based class index.
+    """
+
+    path: str
+    class_name: str
+    label: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedImage:
+    """The original bytes of one image file and what its header says.
+
+    Attributes:
+      encoded: the file's bytes, unchanged.
+      image_format: ``"png"`` or ``"jpeg"`` (TF-Slim's ``image/format``).
+      height: pixels (from the PNG ``IHDR`` or the JPEG ``SOFn`` header).
+      width: pixels.
+    """
+
+    encoded: bytes
+    image_format: str
+    height: int
+    width: int
+
+
+def _gfile():
+    import tensorflow as tf  # lazily: only for non-local paths
+
+    return tf.io.gfile
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _isdir(path: str) -> bool:
+    return os.path.isdir(path) if _is_local(path) else _gfile().isdir(path)
+
+
+def _listdir(path: str) -> List[str]:
+    if _is_local(path):
+        return os.listdir(path)
+    return [name.rstrip("/") for name in _gfile().listdir(path)]
+
+
+def _read_bytes(path: str) -> bytes:
+    if _is_local(path):
+        with open(path, "rb") as f:
+            return f.read()
+    with _gfile().GFile(path, "rb") as f:
+        return f.read()
+
+
+def class_names_of(root: str, splits: Sequence[str]) -> List[str]:
+    """The sorted class folder names found under ``root/<split>/`` for all splits.
+
+    Taking the union over the splits keeps labels identical across splits
+    even when a class is missing from one of them.
+
+    Raises:
+      ImageFolderError: no split folder or no class folder exists.
+    """
+    names = set()
+    for split in splits:
+        split_dir = os.path.join(root, split)
+        if not _isdir(split_dir):
+            raise ImageFolderError(f"{split_dir}: no such split folder")
+        names.update(
+            n for n in _listdir(split_dir)
+            if not n.startswith(".") and _isdir(os.path.join(split_dir, n))
+        )
+    if not names:
+        raise ImageFolderError(f"{root}: no class folders under {list(splits)}")
+    return sorted(names)
+
+
+def image_file(path: str, class_names: Sequence[str]) -> ImageFile:
+    """The :class:`ImageFile` for ``path``, labelled by its parent folder.
+
+    Raises:
+      ImageFolderError: the parent folder is not one of ``class_names``.
+    """
+    class_name = os.path.basename(os.path.dirname(path))
+    try:
+        label = list(class_names).index(class_name)
+    except ValueError:
+        raise ImageFolderError(
+            f"{path}: class folder {class_name!r} is not one of {list(class_names)}"
+        ) from None
+    return ImageFile(path, class_name, label)
+
+
+def list_images(
+    root: str, split: str, class_names: Optional[Sequence[str]] = None
+) -> List[ImageFile]:
+    """Every image under ``root/split/<class>/``, sorted by class then name.
+
+    Args:
+      root: the image-folder root (holding ``train/``, ``test/``, ...).
+      split: the split folder name.
+      class_names: label order; ``None`` means the sorted class folders of
+        ``split`` (TF-Slim's convention). Given names (e.g. CIFAR-10's
+        ``batches.meta`` order) must cover every class folder.
+
+    Returns:
+      :class:`ImageFile` entries; hidden files (``.*``) are skipped.
+
+    Raises:
+      ImageFolderError: a missing split folder, a class folder not in
+        ``class_names``, or a file without an image extension.
+    """
+    split_dir = os.path.join(root, split)
+    if class_names is None:
+        class_names = class_names_of(root, [split])
+    if not _isdir(split_dir):
+        raise ImageFolderError(f"{split_dir}: no such split folder")
+    files = []
+    for class_name in sorted(_listdir(split_dir)):
+        class_dir = os.path.join(split_dir, class_name)
+        if class_name.startswith(".") or not _isdir(class_dir):
+            continue
+        for name in sorted(_listdir(class_dir)):
+            if name.startswith("."):
+                continue
+            path = os.path.join(class_dir, name)
+            if not name.lower().endswith(IMAGE_EXTENSIONS):
+                raise ImageFolderError(
+                    f"{path}: not an image file (expected {IMAGE_EXTENSIONS})"
+                )
+            files.append(image_file(path, class_names))
+    return files
+
+
+def _png_size(data: bytes, path: str) -> Tuple[int, int]:
+    # 8-byte signature, then the IHDR chunk: length, b"IHDR", width, height.
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ImageFolderError(f"{path}: PNG without an IHDR header")
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
+
+
+# JPEG start-of-frame markers (ITU T.81 table B.1): SOF0-3, 5-7, 9-11, 13-15.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM, RSTn, SOI, EOI.
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
+
+
+def _jpeg_size(data: bytes, path: str) -> Tuple[int, int]:
+    i = 2  # after SOI (FF D8)
+    n = len(data)
+    while i < n:
+        if data[i] != 0xFF:
+            raise ImageFolderError(f"{path}: corrupt JPEG (no marker at byte {i})")
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            break
+        marker = data[i]
+        i += 1
+        if marker in _STANDALONE:
+            continue
+        if i + 2 > n:
+            break
+        (length,) = struct.unpack(">H", data[i : i + 2])
+        if marker in _SOF_MARKERS:
+            if i + 7 > n:
+                break
+            height, width = struct.unpack(">HH", data[i + 3 : i + 7])
+            return height, width
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        i += length
+    raise ImageFolderError(f"{path}: JPEG without a frame (SOFn) header")
+
+
+def sniff_image(data: bytes, path: str = "<bytes>") -> Tuple[str, int, int]:
+    """``(format, height, width)`` of encoded image bytes, from the header.
+
+    Args:
+      data: PNG or JPEG file bytes.
+      path: named in errors.
+
+    Returns:
+      ``("png" | "jpeg", height, width)``.
+
+    Raises:
+      ImageFolderError: neither PNG nor JPEG, or a broken header.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ("png",) + _png_size(data, path)
+    if data[:3] == b"\xff\xd8\xff":
+        return ("jpeg",) + _jpeg_size(data, path)
+    raise ImageFolderError(f"{path}: neither PNG nor JPEG (starts {data[:8]!r})")
+
+
+def read_image(path: str) -> EncodedImage:
+    """Reads one image file without decoding it.
+
+    Raises:
+      ImageFolderError: as :func:`sniff_image`, naming ``path``.
+    """
+    data = _read_bytes(path)
+    image_format, height, width = sniff_image(data, path)
+    return EncodedImage(data, image_format, height, width)
+
+
+def find_roots(base: str, splits: Iterable[str] = ("train", "test")) -> List[str]:
+    """Image-folder roots at ``base`` or one level below it.
+
+    A root is a folder holding every one of ``splits`` as a sub-folder.
+
+    Returns:
+      The roots found, ``base`` first when it is one, then sorted sub-folders.
+    """
+    splits = list(splits)
+
+    def is_root(folder):
+        return all(_isdir(os.path.join(folder, s)) for s in splits)
+
+    if not _isdir(base):
+        return []
+    roots = [base] if is_root(base) else []
+    for name in sorted(_listdir(base)):
+        sub = os.path.join(base, name)
+        if not name.startswith(".") and _isdir(sub) and is_root(sub):
+            roots.append(sub)
+    return roots
