@@ -13,14 +13,18 @@ import yaml
 
 from model_garden.components.datasets import SplitSpec, get_dataset
 from model_garden.pipelines import recipes as recipes_lib
+from model_garden.trainers.strategies import STRATEGIES
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFX 1.16 needs tf-keras
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _parse_sets(pairs: Tuple[str, ...]) -> Dict:
-    """``("batch_size=64", ...)`` -> ``{"batch_size": 64}`` (values read as YAML)."""
-    out = {}
+def _parse_sets(pairs: Tuple[str, ...], strategy=None) -> Dict:
+    """``("batch_size=64", ...)`` -> ``{"batch_size": 64}`` (values read as YAML).
+
+    ``strategy``, when given, becomes the ``strategy`` entry.
+    """
+    out = {"strategy": strategy} if strategy else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -54,6 +58,9 @@ def _pipeline_flags(f):
                      help="Lower bound of the blessing metric (default: the recipe's)."),
         click.option("--change-tolerance", type=float, default=0.0, show_default=True,
                      help="Allowed drop of the blessing metric against the latest blessed model."),
+        click.option("--strategy", type=click.Choice(STRATEGIES),
+                     help="tf.distribute strategy of the Trainer (default: the recipe's, 'auto': "
+                          "Mirrored over the visible GPUs, else one device)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a Trainer hyperparameter (custom_config), e.g. batch_size=64."),
     ]
@@ -91,7 +98,7 @@ def list_recipes():
 @click.option("--no-cache", is_flag=True, help="Run every component again.")
 @_pipeline_flags
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
-        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, sets):
+        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets):
     """Run RECIPE's pipeline on this machine."""
     from model_garden.components.datasets import resolve_data_dir
     from model_garden.pipelines import runners
@@ -101,7 +108,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     options = runners.local_options(
         recipe, output_root, input_base,
         split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
-        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets),
+        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
                                                       direct_running_mode),
         enable_cache=not no_cache,
@@ -136,32 +143,81 @@ def _versions(serving_dir: str):
 @cli.command("compile")
 @click.argument("recipe_name", metavar="RECIPE")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="PipelineSpec YAML to write.")
+              help="Pipeline package to write (.yaml): the PipelineSpec, plus the Kubernetes "
+                   "platform spec with --gpu/--tpu.")
 @click.option("--image", default="gcr.io/my-project/model-garden:latest", show_default=True,
               help="Pipeline container image (see Dockerfile).")
 @click.option("--pipeline-root", default="gs://my-bucket/model-garden", show_default=True,
-              help="Artifact root on the cluster's storage.")
+              help="Artifact root on the cluster's storage (the default root of runs; "
+                   "`model-garden submit --pipeline-root` overrides it per run).")
 @click.option("--input-base", help="Raw data folder as the cluster sees it "
                                    "(default: <pipeline-root>/data/<dataset>).")
 @click.option("--serving-dir", help="Push destination (default: <pipeline-root>/serving/<recipe>).")
+@click.option("--gpu", metavar="TYPE:COUNT",
+              help="Trainer on COUNT GPUs of GKE type TYPE (the cloud.google.com/gke-accelerator "
+                   "label), e.g. nvidia-tesla-t4:1. With --workers: GPUs per replica.")
+@click.option("--tpu", metavar="TYPE:TOPOLOGY",
+              help="Trainer on a single-host TPU slice, e.g. tpu-v5-lite-podslice:2x2 "
+                   "(strategy tpu).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Training replicas; N > 1 trains in a Kubeflow TFJob (1 Chief + N-1 Workers, "
+                   "strategy multi_worker).")
+@click.option("--tfjob-namespace", default=None,
+              help="Namespace of the TFJob (default: the Trainer step's).")
+@click.option("--beam-runner", type=click.Choice(["direct", "dataflow", "flink", "spark"]),
+              default="direct", show_default=True,
+              help="Where ExampleGen, StatisticsGen, Transform and Evaluator run their Beam "
+                   "pipelines: in the step's pod (direct) or on Dataflow, Flink or Spark.")
+@click.option("--direct-num-workers", type=int, default=0, show_default=True,
+              help="direct: Beam worker processes per pod (0: one per core).")
+@click.option("--beam-project", help="dataflow: GCP project of the Dataflow jobs.")
+@click.option("--beam-region", help="dataflow: region of the Dataflow jobs, e.g. us-central1.")
+@click.option("--beam-temp-location",
+              help="dataflow: gs:// temp folder (default: <pipeline-root>/tmp/dataflow).")
+@click.option("--flink-master", metavar="HOST:PORT", help="flink: the Flink JobManager.")
+@click.option("--spark-master", metavar="spark://HOST:PORT", help="spark: the Spark master.")
+@click.option("--beam-arg", "beam_extra", multiple=True, metavar="--NAME=VALUE",
+              help="Another Beam option for the Beam components (repeatable; a later one wins), "
+                   "e.g. --beam-arg=--max_num_workers=8.")
 @_pipeline_flags
-def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_dir, split,
-                train_steps, eval_steps, threshold, change_tolerance, sets):
-    """Compile RECIPE for Kubeflow Pipelines v2 (KubeflowV2DagRunner)."""
-    from model_garden.pipelines import runners
+def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_dir, gpu, tpu,
+                workers, tfjob_namespace, beam_runner, direct_num_workers, beam_project,
+                beam_region, beam_temp_location, flink_master, spark_master, beam_extra, split,
+                train_steps, eval_steps, threshold, change_tolerance, strategy, sets):
+    """Compile RECIPE for Kubeflow Pipelines v2 (KubeflowV2DagRunner).
+
+    The package's pipeline parameters train_steps, eval_steps and threshold
+    default to the compiled values; a run overrides them
+    (`model-garden submit ... --param train_steps=2000`).
+    """
+    from model_garden.pipelines import kubeflow
     from model_garden.pipelines.factory import PipelineOptions
 
     recipe = _recipe(recipe_name)
+    if gpu and tpu:
+        raise click.UsageError("--gpu and --tpu exclude each other: the Trainer runs on one "
+                               "node pool")
     root = pipeline_root.rstrip("/")
-    options = PipelineOptions(
-        input_base=input_base or f"{root}/data/{get_dataset(recipe.dataset).name}",
-        pipeline_root=root,
-        serving_dir=serving_dir or f"{root}/serving/{recipe.name}",
-        split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
-        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets),
-        schemas_dir=f"{runners.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
-    )
-    runners.compile_kubeflow(recipe, options, image, output)
+    try:
+        accelerator = (kubeflow.parse_gpu(gpu) if gpu else
+                       kubeflow.parse_tpu(tpu) if tpu else None)
+        beam_args = kubeflow.beam_runner_args(
+            beam_runner, image=image, pipeline_root=root, project=beam_project,
+            region=beam_region, temp_location=beam_temp_location, flink_master=flink_master,
+            spark_master=spark_master, direct_num_workers=direct_num_workers, extra=beam_extra)
+        options = PipelineOptions(
+            input_base=input_base or f"{root}/data/{get_dataset(recipe.dataset).name}",
+            pipeline_root=root,
+            serving_dir=serving_dir or f"{root}/serving/{recipe.name}",
+            split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
+            change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
+            schemas_dir=f"{kubeflow.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
+        )
+        kubeflow.compile_kubeflow(recipe, options, image, output, accelerator=accelerator,
+                                  beam_args=beam_args, workers=workers,
+                                  tfjob_namespace=tfjob_namespace)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     click.echo(f"wrote {output}")
 
 

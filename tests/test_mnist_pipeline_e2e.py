@@ -76,6 +76,12 @@ def test_first_run_every_component_succeeds_and_the_model_is_pushed(output_root)
     versions = os.listdir(_serving(root))
     assert len(versions) == 1 and versions[0].isdigit()
     assert "pushed: " + os.path.join(_serving(root), versions[0]) in stdout
+    # TensorBoard logs in the Trainer's model run directory.
+    import glob
+
+    events = glob.glob(os.path.join(root, "mnist", "pipeline", "Trainer", "model_run", "*",
+                                    "**", "events.out.tfevents.*"), recursive=True)
+    assert events
 
 
 def _eval_split_digits(root):
