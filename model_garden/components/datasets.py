@@ -99,6 +99,10 @@ _MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
 )
 
+# UCI Adult (Becker & Kohavi 1996, CC BY 4.0): the DATA_URL of
+# official/r1/wide_deep/census_dataset.py; sha256 of the UCI originals.
+_CENSUS_URLS = ("https://archive.ics.uci.edu/ml/machine-learning-databases/adult/",)
+
 DATASETS: Dict[str, Dataset] = {
     "mnist": Dataset(
         name="mnist",
@@ -126,6 +130,22 @@ DATASETS: Dict[str, Dataset] = {
         ),
         example_gen="model_garden.components.mnist_example_gen.make_example_gen",
         homepage="http://yann.lecun.com/exdb/mnist/",
+    ),
+    "census": Dataset(
+        name="census",
+        files=(
+            RemoteFile("adult.data",
+                       "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
+                       _CENSUS_URLS),
+            RemoteFile("adult.test",
+                       "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
+                       _CENSUS_URLS),
+            RemoteFile("adult.names",
+                       "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a",
+                       _CENSUS_URLS),
+        ),
+        example_gen="model_garden.components.census_example_gen.make_example_gen",
+        homepage="https://archive.ics.uci.edu/dataset/2/adult",
     ),
     # CIFAR-10, python version; sha256 of the canonical tarball.
     "cifar10": Dataset(

@@ -50,6 +50,10 @@ class PipelineOptions:
         machine sees them (the installed package by default; the image's
         path when compiling for Kubeflow).
       enable_cache: reuse unchanged components' outputs from ML Metadata.
+      trainer_executor: dotted path of a Trainer executor class (a TFX
+        ``GenericExecutor`` subclass) to use instead of TFX's, e.g. the
+        Kubeflow compiler's ``model_garden.components.tfjob_trainer.Executor``
+        (``None``: TFX's ``GenericExecutor``).
     """
 
     input_base: str
@@ -65,6 +69,7 @@ class PipelineOptions:
     beam_pipeline_args: List[str] = dataclasses.field(default_factory=list)
     schemas_dir: str = SCHEMAS_DIR
     enable_cache: bool = True
+    trainer_executor: Optional[str] = None
 
 
 def pipeline_name(recipe: Recipe) -> str:
@@ -92,14 +97,17 @@ def make_eval_config(spec: EvalSpec, threshold: float, change_tolerance: float =
         config = dict(spec.metric_kwargs.get(name, {}))
         metric = tfma.MetricConfig(class_name=name, config=json.dumps(config) if config else "")
         if name == spec.threshold_metric:
-            metric.threshold.CopyFrom(
-                tfma.MetricThreshold(
+            # The gate is on the overall slice only: MetricConfig.threshold
+            # would hold every slice (e.g. each race) to the same bound.
+            metric.per_slice_thresholds.add(
+                slicing_specs=[tfma.SlicingSpec()],
+                threshold=tfma.MetricThreshold(
                     value_threshold=tfma.GenericValueThreshold(lower_bound={"value": threshold}),
                     change_threshold=tfma.GenericChangeThreshold(
                         direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                         absolute={"value": -(change_tolerance + 1e-10)},
                     ),
-                )
+                ),
             )
         metrics.append(metric)
     return tfma.EvalConfig(
@@ -115,6 +123,16 @@ def make_eval_config(spec: EvalSpec, threshold: float, change_tolerance: float =
         + [tfma.SlicingSpec(feature_keys=list(keys)) for keys in spec.slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
+
+
+def _executor_spec(class_path: Optional[str]):
+    """``ExecutorClassSpec`` of the executor class at ``class_path`` (``None``: none)."""
+    if not class_path:
+        return None
+    from tfx.dsl.components.base import executor_spec
+    from tfx.utils import import_utils
+
+    return executor_spec.ExecutorClassSpec(import_utils.import_class_by_path(class_path))
 
 
 def create_pipeline(recipe: Recipe, options: PipelineOptions):
@@ -172,6 +190,7 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
             splits=[EVAL_SPLIT], num_steps=options.eval_steps or recipe.eval_steps
         ),
         custom_config=hyperparameters,
+        custom_executor_spec=_executor_spec(options.trainer_executor),
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
