@@ -125,13 +125,16 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
             f"the {recipe.name} pipeline failed; nothing of the failed component was "
             f"published and {options.serving_dir} is unchanged.\n{type(e).__name__}: {e}"
         ) from e
-    click.echo(report.format_runs(report.component_runs(options.metadata_path)))
+    runs = report.component_runs(options.metadata_path)
+    click.echo(report.format_runs(runs))
     pushed = sorted(set(_versions(options.serving_dir)) - before)
+    served = f"serving models in {options.serving_dir}: {sorted(before) or 'none'}"
     if pushed:
         click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")
+    elif any(r.node_id == "Pusher" and r.state == "CACHED" for r in runs):
+        click.echo(f"nothing new to push: the whole run came from the cache; {served}")
     else:
-        click.echo("not pushed: the model was not blessed (or the run was cached); "
-                   f"serving models in {options.serving_dir}: {sorted(before) or 'none'}")
+        click.echo(f"not pushed: the model was not blessed; {served}")
 
 
 def _versions(serving_dir: str):
