@@ -1,4 +1,4 @@
-"""Runners: BeamDagRunner / LocalDagRunner locally, KubeflowV2DagRunner to compile.
+"""Runners: BeamDagRunner / LocalDagRunner locally (Kubeflow: :mod:`.kubeflow`).
 
 Local output layout under one output root (``--output-root``)::
 
@@ -13,8 +13,6 @@ API; they are imported from ``tfx.orchestration`` as the TFX guides do.
 import dataclasses
 import os
 from typing import List, Optional
-
-import yaml
 
 from model_garden.pipelines.factory import PipelineOptions, create_pipeline
 from model_garden.pipelines.recipes import Recipe
@@ -89,38 +87,3 @@ def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam") ->
 
         tfx.orchestration.LocalDagRunner().run(pipeline)
 
-
-def compile_kubeflow(
-    recipe: Recipe, options: PipelineOptions, image: str, output_path: str
-) -> dict:
-    """Compiles ``recipe`` into a Kubeflow Pipelines v2 ``PipelineSpec`` YAML.
-
-    Uses TFX's ``KubeflowV2DagRunner`` and writes its ``pipelineSpec`` (the
-    IR that ``kfp`` uploads) to ``output_path`` via a temporary file and a
-    rename.
-
-    Args:
-      recipe: the recipe.
-      options: paths as the cluster sees them (``gs://`` pipeline root and
-        input base); ``metadata_path`` must be ``None``.
-      image: the pipeline container image every component runs in.
-      output_path: the ``.yaml`` file to write.
-
-    Returns:
-      The PipelineSpec as a dict.
-    """
-    from tfx import v1 as tfx
-
-    pipeline = create_pipeline(recipe, options)
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
-    )
-    job = runner.run(pipeline, write_out=False)
-    spec = job["pipelineSpec"]
-    # Runs without an explicit root then write under the compiled one.
-    spec["defaultPipelineRoot"] = options.pipeline_root
-    tmp = output_path + ".tmp"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(spec, f, sort_keys=False)
-    os.replace(tmp, output_path)
-    return spec

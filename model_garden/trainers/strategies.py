@@ -42,6 +42,15 @@ def get_strategy(name: str = "auto"):
 
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+    if name == "multi_worker":
+        # Before anything initializes the TF runtime (listing devices does):
+        # collective ops must be configured at program start-up.
+        if not os.environ.get("TF_CONFIG"):
+            raise RuntimeError(
+                "strategy multi_worker needs TF_CONFIG (cluster and task); "
+                "run the Trainer as a TFJob or set TF_CONFIG"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) > 1:
@@ -57,13 +66,6 @@ def get_strategy(name: str = "auto"):
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise RuntimeError(
-                "strategy multi_worker needs TF_CONFIG (cluster and task); "
-                "run the Trainer as a TFJob or set TF_CONFIG"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
         tpu=os.environ.get("TPU_NAME", "")
     )
