@@ -23,9 +23,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from model_garden.components.idx import read_idx_pair
 from model_garden.trainers import tfjob_entry
+
+pytestmark = pytest.mark.slow  # several processes training, about a minute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FN = "tests.test_multiworker.run_fn"
