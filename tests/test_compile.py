@@ -55,3 +55,18 @@ def test_every_component_runs_in_the_given_image(mnist_yaml):
     assert "model_garden.schemas.mnist.preprocessing_fn" in text
     assert "/opt/model-garden/model_garden/schemas/mnist.pbtxt" in text
     assert "gs://bucket/mg/serving/mnist" in text
+
+
+def test_cifar10_compiles_against_a_bucket_it_cannot_read(tmp_path):
+    """The cluster's gs:// data is not inspected at compile time."""
+    out = tmp_path / "cifar.yaml"
+    result = CliRunner().invoke(
+        cli.cli,
+        ["compile", "cifar10_resnet20", "--image", IMAGE, "--pipeline-root", "gs://bucket/mg",
+         "-o", str(out)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "gs://bucket/mg/data/cifar10" in text
+    assert "cifar-10-batches-py/data_batch_*" in text

@@ -230,7 +230,9 @@ def make_example_gen(input_base: str, split):
 
     Args:
       input_base: folder with ``cifar-10-batches-py/``,
-        ``cifar-10-batches-bin/`` or an image folder (see module docstring).
+        ``cifar-10-batches-bin/`` or an image folder (see module docstring);
+        a remote URI (``gs://...``, when compiling for Kubeflow) is not
+        inspected and must hold ``cifar-10-batches-py/``.
       split: a :class:`model_garden.components.datasets.SplitSpec`.
 
     Returns:
@@ -241,7 +243,13 @@ def make_example_gen(input_base: str, split):
     from tfx.dsl.components.base import executor_spec
     from tfx.proto import example_gen_pb2
 
-    layout = detect_layout(input_base)
+    if "://" in input_base:
+        # Compiling for a cluster: the files are not readable from here, so
+        # the canonical python batches (what the download extracts) are assumed.
+        layout = Layout("python", cifar10.PY_DIR, None)
+        logging.info("%s: remote, assuming the %s layout", input_base, cifar10.PY_DIR)
+    else:
+        layout = detect_layout(input_base)
     train, test, everything = layout.patterns()
     if split.kind == "official":
         input_config = example_gen_pb2.Input(
