@@ -171,40 +171,9 @@ def make_example_gen(input_base: str, split, on_bad_rows: str = "raise"):
       A ``FileBasedExampleGen`` with this module's :data:`Executor`, output
       splits ``train`` and ``test``.
     """
-    from tfx.components import FileBasedExampleGen
-    from tfx.dsl.components.base import executor_spec
-    from tfx.proto import example_gen_pb2
+    from model_garden.components.file_example_gen import make_file_example_gen
 
-    if split.kind == "official":
-        input_config = example_gen_pb2.Input(
-            splits=[
-                example_gen_pb2.Input.Split(name=name, pattern=pattern)
-                for name, pattern in OFFICIAL_PATTERNS.items()
-            ]
-        )
-        output_config = example_gen_pb2.Output()  # the input splits are the output splits
-    elif split.kind == "hash":
-        input_config = example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="all", pattern=HASH_PATTERN)]
-        )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(
-                        name="train", hash_buckets=split.train_buckets
-                    ),
-                    example_gen_pb2.SplitConfig.Split(
-                        name="test", hash_buckets=split.test_buckets
-                    ),
-                ]
-            )
-        )
-    else:
-        raise ValueError(f"unknown split kind {split.kind!r}")
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=input_config,
-        output_config=output_config,
+    return make_file_example_gen(
+        input_base, split, Executor, OFFICIAL_PATTERNS, HASH_PATTERN,
         custom_config=make_custom_config(on_bad_rows),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-    ).with_id("ExampleGen")
+    )

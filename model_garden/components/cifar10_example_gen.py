@@ -239,9 +239,7 @@ def make_example_gen(input_base: str, split):
       ``FileBasedExampleGen(...).with_id("ExampleGen")`` producing the splits
       ``train`` and ``test``.
     """
-    from tfx.components import FileBasedExampleGen
-    from tfx.dsl.components.base import executor_spec
-    from tfx.proto import example_gen_pb2
+    from model_garden.components.file_example_gen import make_file_example_gen
 
     if "://" in input_base:
         # Compiling for a cluster: the files are not readable from here, so
@@ -251,33 +249,6 @@ def make_example_gen(input_base: str, split):
     else:
         layout = detect_layout(input_base)
     train, test, everything = layout.patterns()
-    if split.kind == "official":
-        input_config = example_gen_pb2.Input(
-            splits=[
-                example_gen_pb2.Input.Split(name="train", pattern=train),
-                example_gen_pb2.Input.Split(name="test", pattern=test),
-            ]
-        )
-        output_config = example_gen_pb2.Output()
-    else:
-        input_config = example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="all", pattern=everything)]
-        )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(
-                        name="train", hash_buckets=split.train_buckets
-                    ),
-                    example_gen_pb2.SplitConfig.Split(
-                        name="test", hash_buckets=split.test_buckets
-                    ),
-                ]
-            )
-        )
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=input_config,
-        output_config=output_config,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-    ).with_id("ExampleGen")
+    return make_file_example_gen(
+        input_base, split, Executor, {"train": train, "test": test}, everything
+    )

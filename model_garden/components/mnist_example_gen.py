@@ -27,21 +27,19 @@ from typing import Any, Dict, Iterator, List, Tuple
 from absl import logging
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-# tfx.v1.proto.Input / Output / SplitConfig are these very classes; importing
-# them from example_gen_pb2 avoids tfx.v1's ~10 s of google.cloud imports.
+# tfx.v1.proto.Output is this very class; importing it
+# from example_gen_pb2 spares Beam workers tfx.v1's ~10 s of google.cloud imports.
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from model_garden.components.datasets import SplitSpec
+from model_garden.components.file_example_gen import make_file_example_gen
 from model_garden.components.idx import read_idx_pair
 from model_garden.components.image_example import png_example
 
-COMPONENT_ID = "ExampleGen"
 OFFICIAL_PATTERNS = {"train": "train-*", "test": "t10k-*"}
 HASH_PATTERN = "*-idx?-ubyte*"
 
@@ -137,7 +135,7 @@ class Executor(BaseExampleGenExecutor):
         return _IdxToExample
 
 
-def make_example_gen(input_base: str, split: SplitSpec) -> FileBasedExampleGen:
+def make_example_gen(input_base: str, split: SplitSpec):
     """The MNIST ExampleGen (node id ``ExampleGen``) reading ``input_base``.
 
     Args:
@@ -151,31 +149,4 @@ def make_example_gen(input_base: str, split: SplitSpec) -> FileBasedExampleGen:
     Raises:
       ValueError: an unknown ``split.kind``.
     """
-    if split.kind == "official":
-        input_config = example_gen_pb2.Input(
-            splits=[
-                example_gen_pb2.Input.Split(name=name, pattern=pattern)
-                for name, pattern in OFFICIAL_PATTERNS.items()
-            ]
-        )
-        output_config = None
-    elif split.kind == "hash":
-        input_config = example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="all", pattern=HASH_PATTERN)]
-        )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=split.train_buckets),
-                    example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=split.test_buckets),
-                ]
-            )
-        )
-    else:
-        raise ValueError(f"unknown split kind {split.kind!r}: use 'official' or 'hash'")
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=input_config,
-        output_config=output_config,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-    ).with_id(COMPONENT_ID)
+    return make_file_example_gen(input_base, split, Executor, OFFICIAL_PATTERNS, HASH_PATTERN)
