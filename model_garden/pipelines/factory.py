@@ -91,6 +91,7 @@ def make_eval_config(spec: EvalSpec, threshold: float, change_tolerance: float =
       overall slice plus ``spec.slices``.
     """
     import tensorflow_model_analysis as tfma
+    from google.protobuf.wrappers_pb2 import BoolValue
 
     metrics = []
     for name in spec.metrics:
@@ -122,6 +123,10 @@ def make_eval_config(spec: EvalSpec, threshold: float, change_tolerance: float =
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=list(keys)) for keys in spec.slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        # Only the recipe's metrics: TFMA's defaults for a Keras model (its
+        # compiled loss and metrics) reload the model in every combiner,
+        # measured 58 s vs 18 s for the CIFAR-10 Evaluator.
+        options=tfma.Options(include_default_metrics=BoolValue(value=False)),
     )
 
 

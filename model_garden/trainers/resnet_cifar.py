@@ -30,7 +30,8 @@ Weight decay: official/resnet adds ``weight_decay * sum(tf.nn.l2_loss(v))``
 so each layer gets ``l2(weight_decay / 2)``.
 
 The Trainer reads RAW examples (``Transform(materialize=False)``) and
-applies the transform graph in ``tf.data`` (see
+applies the transform graph in ``tf.data``
+(:func:`model_garden.trainers.inputs.raw_input_fn`; see
 :mod:`model_garden.schemas.cifar10`).
 """
 
@@ -44,7 +45,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from model_garden.schemas import cifar10 as cifar_schema
-from model_garden.trainers import export, strategies
+from model_garden.trainers import export, inputs, strategies
 from model_garden.trainers.checkpoints import EpochCheckpoint, is_chief
 
 DEPTHS = (20, 32, 44, 56, 110)
@@ -330,6 +331,10 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """``(images, labels)`` batches from RAW examples through the transform graph.
 
+    :func:`model_garden.trainers.inputs.raw_input_fn` reads the raw
+    examples and applies the transform graph; for training the batches are
+    then augmented image by image (:func:`augment`) and batched again.
+
     Args:
       file_pattern: ``fn_args.train_files`` / ``eval_files`` (ExampleGen output).
       data_accessor: ``fn_args.data_accessor``.
@@ -340,26 +345,13 @@ def make_dataset(
         the files once (the last batch may be smaller; not in training).
 
     Returns:
-      A dataset of int64 ``[batch, 32, 32, 3]`` images and int64 ``[batch]``
-      labels.
+      A prefetched dataset of int64 ``[batch, 32, 32, 3]`` images (0..255)
+      and int64 ``[batch]`` labels.
     """
-    from tfx_bsl.public import tfxio
-
-    raw = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, shuffle=training, num_epochs=num_epochs,
-            drop_final_batch=num_epochs is None,
-        ),
-        tf_transform_output.raw_metadata.schema,
-    )
-    transform = tf_transform_output.transform_features_layer()
-
-    def apply_transform(features):
-        transformed = transform(features)
-        return transformed[cifar_schema.IMAGE_KEY], transformed[cifar_schema.LABEL_KEY]
-
-    ds = raw.map(apply_transform, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = inputs.raw_input_fn(
+        file_pattern, data_accessor, tf_transform_output, batch_size,
+        label_key=cifar_schema.LABEL_KEY, shuffle=training, num_epochs=num_epochs,
+    ).map(lambda features, labels: (features[cifar_schema.IMAGE_KEY], labels))
     if training:
         ds = (
             ds.unbatch()

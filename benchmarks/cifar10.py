@@ -1,0 +1,302 @@
+"""CIFAR-10 benchmark: training throughput of the Trainer's input pipeline.
+
+Measures, in images per second, ResNet-20 v1 training (official/resnet
+hyperparameters, batch 128, float32 on CPU) on the 1,000 real CIFAR-10
+training JPEGs of ``shared/data/cifar10`` (repeated: 7 batches per pass), fed
+three ways, in one process on the same machine:
+
+1. **TFX Trainer** input: what ``resnet_cifar.run_fn`` feeds ``model.fit``
+   (:func:`model_garden.trainers.resnet_cifar.make_dataset`, training mode):
+   the gzipped TFRecords written by the real CIFAR-10 ExampleGen executor,
+   read through the Trainer's ``DataAccessor`` (tfxio) with the raw schema,
+   the Transform graph (written by the real Transform executor,
+   ``materialize=False``) applied in ``tf.data`` (JPEG decode), shuffling
+   and the official augmentation (pad 4, random 32x32 crop, random flip).
+2. **plain Keras, numpy, no augmentation**: ``model.fit(x, y,
+   batch_size=128, shuffle=True)`` on the same images, decoded once into an
+   int64 ``[16000, 32, 32, 3]`` numpy array (the 1,000 images 16 times, so
+   that every batch is full) and int64 labels ``[16000]``. This is the
+   reference of the target.
+3. **plain Keras, numpy + the same augmentation**: the same 1,000 decoded
+   images held in memory, through ``tf.data.Dataset.from_tensor_slices``,
+   shuffled, repeated, ``resnet_cifar.augment`` mapped (``AUTOTUNE``) and
+   batched.
+
+Each configuration trains its own model (same architecture, same initial
+weights, same optimizer) with ``model.fit(verbose=0)``; a callback stamps
+the end of every step. The first ``WARMUP_STEPS`` steps of every ``fit``
+(tracing, shuffle buffers, tf.data autotuning) are excluded; throughput is
+``TIMED_STEPS * 128`` images over the wall time of the timed steps
+(images/s), and over the process CPU time of those steps (images per
+CPU-second, all threads: less sensitive to other processes' load, and it
+shows any extra CPU the input pipeline spends). The three configurations run
+back to back in each of ``ROUNDS`` rounds (rotating the order); the ratios
+are taken within each round (paired, so that load drifting between rounds
+on a shared machine cancels) and the table gives their median and range.
+Also reported: the Trainer's input pipeline alone (no model), which shows
+how far it is from being the bottleneck.
+
+Target: the TFX Trainer at least 0.95x plain Keras (configuration 2), as
+the median of the per-round images/s ratios.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from typing import Dict, List, Tuple
+
+from benchmarks.common import markdown_table
+
+BATCH = 128
+DEPTH = 20
+WARMUP_STEPS = 8
+TIMED_STEPS = 20
+ROUNDS = 7
+PIPELINE_ONLY_BATCHES = 60
+TARGET = 0.95
+JPG = "cifar-10-images-jpg"
+
+
+def _data_dir() -> str:
+    """``$MODEL_GARDEN_DATA/cifar10`` (default: ``shared/data`` beside the checkout)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.environ.get("MODEL_GARDEN_DATA") or os.path.join(here, "..", "..", "shared", "data")
+    folder = os.path.abspath(os.path.join(root, "cifar10"))
+    if not os.path.isdir(os.path.join(folder, JPG, "train")):
+        raise FileNotFoundError(f"{folder}/{JPG}/train: the real CIFAR-10 JPEGs are needed "
+                                "(set MODEL_GARDEN_DATA to shared/data)")
+    return folder
+
+
+def _pipeline_artifacts(input_base: str, out: str) -> Dict:
+    """Runs the real ExampleGen and Transform executors; returns the Trainer's inputs.
+
+    Returns:
+      ``{"fn_args": FnArgs (train_files, data_accessor, ...), "transform_graph": uri}``,
+      built by TFX's own ``fn_args_utils.get_common_fn_args`` as the Trainer does.
+    """
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.transform import executor as transform_executor
+    from tfx.proto import trainer_pb2, transform_pb2
+    from tfx.types import standard_artifacts
+    from tfx.types import standard_component_specs as specs
+    from tfx.utils import proto_utils
+
+    from model_garden.components import cifar10_example_gen as gen
+    from model_garden.components.datasets import SplitSpec
+    from model_garden.schemas import cifar10 as cifar_schema
+
+    component = gen.make_example_gen(input_base, SplitSpec())
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.join(out, "examples")
+    gen.Executor().Do({}, {specs.EXAMPLES_KEY: [examples]}, {
+        specs.INPUT_BASE_KEY: input_base,
+        specs.INPUT_CONFIG_KEY: component.exec_properties[specs.INPUT_CONFIG_KEY],
+        specs.OUTPUT_CONFIG_KEY: component.exec_properties[specs.OUTPUT_CONFIG_KEY],
+    })
+    schema = standard_artifacts.Schema()
+    schema.uri = os.path.join(out, "schema")
+    os.makedirs(schema.uri)
+    shutil.copy(cifar_schema.SCHEMA_FILE, os.path.join(schema.uri, "schema.pbtxt"))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = os.path.join(out, "transform_graph")
+    transform_executor.Executor().Do(
+        {specs.EXAMPLES_KEY: [examples], specs.SCHEMA_KEY: [schema]},
+        {specs.TRANSFORM_GRAPH_KEY: [graph]},  # materialize=False: no transformed examples
+        {
+            specs.PREPROCESSING_FN_KEY: "model_garden.schemas.cifar10.preprocessing_fn",
+            specs.SPLITS_CONFIG_KEY: proto_utils.proto_to_json(
+                transform_pb2.SplitsConfig(analyze=["train"], transform=["train"])),
+            specs.DISABLE_STATISTICS_KEY: 1,
+            specs.FORCE_TF_COMPAT_V1_KEY: 0,
+            specs.CUSTOM_CONFIG_KEY: "null",
+        },
+    )
+    input_dict = {
+        specs.EXAMPLES_KEY: [examples],
+        specs.TRANSFORM_GRAPH_KEY: [graph],
+        specs.SCHEMA_KEY: [schema],
+    }
+    exec_properties = {
+        specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+        specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["test"])),
+        specs.CUSTOM_CONFIG_KEY: json.dumps({}),
+    }
+    return {"fn_args": fn_args_utils.get_common_fn_args(input_dict, exec_properties),
+            "transform_graph": graph.uri}
+
+
+def _decoded_train_images(input_base: str):
+    """The real train JPEGs decoded: int64 ``[1000, 32, 32, 3]`` (0..255), int64 labels ``[1000]``.
+
+    Decoded with the Transform graph's own decoder
+    (:func:`model_garden.schemas.cifar10.decode_image`); labels are the
+    class folder's index in the real ``batches.meta``, as the ExampleGen
+    assigns them.
+    """
+    import glob
+
+    import numpy as np
+    import tensorflow as tf
+
+    from model_garden.components import cifar10
+    from model_garden.schemas import cifar10 as cifar_schema
+
+    names = cifar10.load_label_names(os.path.join(input_base, cifar10.PY_DIR, cifar10.PY_META))
+    paths = sorted(glob.glob(os.path.join(input_base, JPG, "train", "*", "*.jpg")))
+    images = np.stack([cifar_schema.decode_image(tf.io.read_file(p)).numpy() for p in paths])
+    labels = np.array([names.index(os.path.basename(os.path.dirname(p))) for p in paths])
+    return images.astype(np.int64), labels.astype(np.int64)
+
+
+def _new_model():
+    """ResNet-20 v1 compiled as the Trainer compiles it, from fixed initial weights."""
+    import tensorflow as tf
+
+    from model_garden.trainers import resnet_cifar
+
+    tf.keras.utils.set_random_seed(0)
+    model = resnet_cifar.build_resnet(DEPTH, version=1)
+    resnet_cifar.compile_model(model, resnet_cifar.learning_rate_schedule(BATCH, 50000))
+    return model
+
+
+def _step_clock():
+    """A Keras callback whose ``stamps`` get ``(wall s, process CPU s)`` at each step's end.
+
+    Process CPU time (``time.process_time``) sums every thread of this
+    process: the model's and tf.data's.
+    """
+    import tensorflow as tf
+
+    class StepClock(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.stamps: List[Tuple[float, float]] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.stamps.append((time.perf_counter(), time.process_time()))
+
+    return StepClock()
+
+
+def _throughput(model, fit_kwargs) -> Tuple[float, float]:
+    """One ``fit`` of ``WARMUP_STEPS + TIMED_STEPS`` steps, measured on the timed steps.
+
+    Returns:
+      ``(images per wall second, images per CPU second of this process)``.
+    """
+    clock = _step_clock()
+    model.fit(**fit_kwargs, steps_per_epoch=WARMUP_STEPS + TIMED_STEPS, epochs=1,
+              callbacks=[clock], verbose=0)
+    stamps = clock.stamps
+    assert len(stamps) == WARMUP_STEPS + TIMED_STEPS, len(stamps)
+    (wall0, cpu0), (wall1, cpu1) = stamps[WARMUP_STEPS - 1], stamps[-1]
+    images = TIMED_STEPS * BATCH
+    return images / (wall1 - wall0), images / (cpu1 - cpu0)
+
+
+def _pipeline_alone(dataset) -> float:
+    """Images/s of iterating ``dataset`` without a model (after 5 warm-up batches)."""
+    iterator = iter(dataset)
+    for _ in range(5):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(PIPELINE_ONLY_BATCHES):
+        images, _ = next(iterator)
+    return PIPELINE_ONLY_BATCHES * int(images.shape[0]) / (time.perf_counter() - start)
+
+
+def run() -> str:
+    """Runs the benchmark (about 6 minutes on 2 cores); returns a markdown report."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from model_garden.trainers import resnet_cifar
+
+    input_base = _data_dir()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-cifar10-") as out:
+        start = time.monotonic()
+        artifacts = _pipeline_artifacts(input_base, out)
+        setup_s = time.monotonic() - start
+        fn_args = artifacts["fn_args"]
+        tf_transform_output = tft.TFTransformOutput(artifacts["transform_graph"])
+        trainer_ds = resnet_cifar.make_dataset(
+            fn_args.train_files, fn_args.data_accessor, tf_transform_output, BATCH,
+            training=True)
+        images, labels = _decoded_train_images(input_base)
+        repeats = BATCH // int(np.gcd(len(labels), BATCH))  # 1,000 x 16 = 125 full batches
+        x, y = np.tile(images, (repeats, 1, 1, 1)), np.tile(labels, repeats)
+        augmented_ds = (
+            tf.data.Dataset.from_tensor_slices((images, labels))
+            .shuffle(len(labels)).repeat()
+            .map(resnet_cifar.augment, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(BATCH, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        configs = {
+            "trainer": {"x": trainer_ds},
+            "keras": {"x": x, "y": y, "batch_size": BATCH, "shuffle": True},
+            "keras_aug": {"x": augmented_ds},
+        }
+        models = {name: _new_model() for name in configs}
+        wall: Dict[str, List[float]] = {name: [] for name in configs}
+        cpu: Dict[str, List[float]] = {name: [] for name in configs}
+        order = list(configs)
+        for r in range(ROUNDS):
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                per_wall_s, per_cpu_s = _throughput(models[name], configs[name])
+                wall[name].append(per_wall_s)
+                cpu[name].append(per_cpu_s)
+        alone = _pipeline_alone(trainer_ds)
+    load_after = os.getloadavg()
+
+    def med(values):
+        return statistics.median(values)
+
+    # Each round runs the three inputs back to back: the per-round ratios
+    # cancel load that drifts between rounds.
+    ratios = {name: [t / k for t, k in zip(wall["trainer"], wall[name])] for name in configs}
+    cpu_ratios = {name: [t / k for t, k in zip(cpu["trainer"], cpu[name])] for name in configs}
+
+    def row(label, augmentation, name):
+        return [label, augmentation, f"{med(wall[name]):.0f}",
+                f"{min(wall[name]):.0f}-{max(wall[name]):.0f}",
+                f"{med(ratios[name]):.3f} ({min(ratios[name]):.2f}-{max(ratios[name]):.2f})",
+                f"{med(cpu[name]):.0f}", f"{med(cpu_ratios[name]):.3f}"]
+
+    table = markdown_table(
+        ["input (ResNet-20 v1, batch 128, float32)", "augmentation", "images/s (median)",
+         "images/s (min-max)", "TFX Trainer / this, per round: median (min-max)",
+         "images per CPU-s (median)", "TFX Trainer / this, per CPU-s"],
+        [
+            row("TFX Trainer: ExampleGen TFRecords -> tfxio -> Transform graph -> augment",
+                "pad-crop-flip", "trainer"),
+            row("plain Keras `model.fit(numpy)` (target reference)", "none", "keras"),
+            row("plain Keras, numpy in memory -> tf.data + same augment", "pad-crop-flip",
+                "keras_aug"),
+            ["TFX Trainer input pipeline alone (no model)", "pad-crop-flip", f"{alone:.0f}",
+             "-", "-", "-", "-"],
+        ],
+    )
+    ratio = med(ratios["keras"])
+    verdict = "met" if ratio >= TARGET else "MISSED"
+    return (
+        "### cifar10: Trainer input pipeline vs plain Keras (training throughput)\n\n"
+        + table + "\n\n"
+        + markdown_table(
+            ["metric", "measured", "target"],
+            [["TFX Trainer / plain Keras (numpy, no augmentation), images/s, median of "
+              f"{ROUNDS} paired rounds", f"{ratio:.3f}", f">= {TARGET} ({verdict})"]],
+        )
+        + f"\n\nData: the {len(labels)} real train JPEGs (repeated). {WARMUP_STEPS} warm-up "
+        f"steps excluded per fit, {TIMED_STEPS} timed steps x {ROUNDS} rounds per input. "
+        f"Machine: {os.cpu_count()} cores, TF {tf.__version__}, load average "
+        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (shared machine). "
+        f"ExampleGen + Transform setup: {setup_s:.0f} s."
+    )
