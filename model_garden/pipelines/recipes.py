@@ -136,7 +136,9 @@ register(
             prediction_key="probabilities",
             metrics=("SparseCategoricalAccuracy",),
             threshold_metric="SparseCategoricalAccuracy",
-            threshold=0.985,
+            # What the full 60k training set reaches (official/mnist: 99.2%);
+            # the 8k digits of a hash split of the 10k test set reach ~98.5%.
+            threshold=0.99,
         ),
     )
 )
