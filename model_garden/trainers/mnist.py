@@ -7,10 +7,9 @@ parameters.
 """
 
 import logging
-import math
 
 from model_garden.schemas import mnist as mnist_schema
-from model_garden.trainers import export, inputs, strategies
+from model_garden.trainers import export, inputs, steps, strategies
 
 NUM_CLASSES = 10
 
@@ -107,8 +106,9 @@ def run_fn(fn_args) -> None:
         model = build_model(float(config.get("learning_rate", 1e-4)))
 
     train_steps = int(fn_args.train_steps)
-    steps_per_epoch = int(config.get("steps_per_epoch") or max(1, train_steps // 10))
-    epochs = math.ceil(train_steps / steps_per_epoch)
+    epochs, steps_per_epoch = steps.epoch_plan(
+        train_steps, int(config.get("steps_per_epoch") or 0) or None
+    )
     logging.info("training %d steps: %d epochs of %d", train_steps, epochs, steps_per_epoch)
     model.fit(
         train_ds,

@@ -305,7 +305,7 @@ def run_fn(fn_args) -> None:
     """
     import tensorflow_transform as tft
 
-    from model_garden.trainers import export, strategies
+    from model_garden.trainers import export, steps, strategies
 
     config = dict(fn_args.custom_config or {})
     kind = config.get("model_type", "wide_deep")
@@ -329,8 +329,9 @@ def run_fn(fn_args) -> None:
         for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False))
     )
     train_steps = int(fn_args.train_steps)
-    steps_per_epoch = int(config.get("steps_per_epoch") or max(1, train_steps // 10))
-    epochs = math.ceil(train_steps / steps_per_epoch)
+    epochs, steps_per_epoch = steps.epoch_plan(
+        train_steps, int(config.get("steps_per_epoch") or 0) or None
+    )
     logging.info(
         "training %s %d steps: %d epochs of %d", kind, train_steps, epochs, steps_per_epoch
     )
