@@ -45,7 +45,7 @@ _PATH = re.compile(r"^/apis/kubeflow\.org/v1/namespaces/([a-z0-9-]+)/tfjobs(?:/(
 OUTCOMES = ("Succeeded", "Failed", "Running")
 
 
-def _strict(schema):
+def strict(schema):
     """``additionalProperties: false`` wherever an object lists its properties."""
     schema = copy.deepcopy(schema)
 
@@ -83,7 +83,7 @@ def tfjob_errors(job: Any, version: str = K8S_VERSION) -> List[str]:
     registry = referencing.Registry().with_resource(
         definitions["$id"], referencing.Resource.from_contents(definitions))
     with open(TFJOB_SCHEMA) as f:
-        schema = _strict(json.load(f))
+        schema = strict(json.load(f))
     validator = jsonschema.Draft202012Validator(schema, registry=registry)
     meta = jsonschema.Draft202012Validator(
         {"$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},

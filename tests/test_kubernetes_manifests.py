@@ -30,6 +30,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from model_garden.pipelines import recipes, tfjob
 
+from tests.fake_k8s_server import strict
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUBE_DIR = os.path.join(ROOT, "kubernetes")
 SCHEMAS = os.path.join(ROOT, "tests", "schemas")
@@ -46,22 +48,7 @@ CRD_SCHEMAS = {
 # --- validators -------------------------------------------------------------------
 
 
-def _strict(schema):
-    """Unknown fields are errors: additionalProperties false where a CRD lists properties."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "properties" in node and "additionalProperties" not in node:
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    return schema
+# strict() (unknown fields are errors) is shared with the fake API server.
 
 
 def _k8s_definitions(version: str) -> dict:
@@ -73,7 +60,7 @@ def _k8s_definitions(version: str) -> dict:
 
 def _crd_validator(api_version: str, kind: str, version: str):
     with open(os.path.join(SCHEMAS, CRD_SCHEMAS[(api_version, kind)])) as f:
-        schema = _strict(json.load(f))
+        schema = strict(json.load(f))
     definitions = _k8s_definitions(version)
     registry = referencing.Registry().with_resource(
         definitions["$id"], referencing.Resource.from_contents(definitions))
