@@ -173,3 +173,19 @@ def test_resolve_data_dir_downloads(server, registry_files, mnist_dir, monkeypat
     with pytest.raises(DownloadError, match="could not download train-images-idx3-ubyte.gz"):
         datasets.resolve_data_dir("mnist")
     assert "train-images-idx3-ubyte.gz" not in os.listdir(got)
+
+
+def test_every_registered_checksum_matches_the_real_file_where_shared(data_root):
+    """The registry's sha256 of each canonical file equals that of the real copy."""
+    from model_garden.components.datasets import DATASETS
+    from model_garden.components.download import sha256_of
+
+    checked = []
+    for dataset in DATASETS.values():
+        for remote in dataset.files:
+            path = os.path.join(data_root, dataset.name, remote.filename)
+            if os.path.exists(path):
+                assert sha256_of(path) == remote.sha256, path
+                checked.append(remote.filename)
+    # MNIST's three present files and census's three UCI originals.
+    assert len(checked) == 6, checked
