@@ -181,7 +181,7 @@ def test_corrupt_input_fails_clearly_and_publishes_nothing(output_root, mnist_di
     assert "Trainer" not in runs and "Pusher" not in runs
     from ml_metadata.proto import metadata_store_pb2
 
-    store = report._store(_metadata(root))
+    store = report.open_store(_metadata(root))
     failed = [e for e in store.get_events_by_execution_ids([runs["ExampleGen"].execution_id])
               if e.type == e.OUTPUT]
     states = {a.state for a in store.get_artifacts_by_id([e.artifact_id for e in failed])}

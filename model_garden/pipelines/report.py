@@ -31,7 +31,8 @@ class ComponentRun:
     blessed: Optional[bool] = None
 
 
-def _store(metadata_path: str):
+def open_store(metadata_path: str):
+    """A read-only ``MetadataStore`` on the SQLite file ``metadata_path``."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -57,7 +58,7 @@ def _outcome(store, execution) -> Optional[bool]:
 
 def pipeline_runs(metadata_path: str) -> List[str]:
     """Names of the pipeline runs in the store, oldest first."""
-    store = _store(metadata_path)
+    store = open_store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
     return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
 
@@ -77,7 +78,7 @@ def component_runs(metadata_path: str, run: Optional[str] = None) -> List[Compon
     """
     from ml_metadata.proto import metadata_store_pb2
 
-    store = _store(metadata_path)
+    store = open_store(metadata_path)
     names = pipeline_runs(metadata_path)
     if not names:
         raise ValueError(f"{metadata_path}: no pipeline run recorded")
