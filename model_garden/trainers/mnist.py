@@ -6,7 +6,6 @@ dense 1024 (ReLU) -> dropout 0.4 -> dense 10 (logits); Adam. 3,274,634
 parameters.
 """
 
-import logging
 
 from model_garden.schemas import mnist as mnist_schema
 from model_garden.trainers import export, inputs, steps, strategies
@@ -86,7 +85,6 @@ def run_fn(fn_args) -> None:
     ``serving_default`` (serialized raw tf.Examples) and ``classify`` (float
     images), and TensorBoard logs to ``fn_args.model_run_dir``.
     """
-    import tensorflow as tf
     import tensorflow_transform as tft
 
     config = dict(fn_args.custom_config or {})
@@ -105,20 +103,7 @@ def run_fn(fn_args) -> None:
     with strategy.scope():
         model = build_model(float(config.get("learning_rate", 1e-4)))
 
-    train_steps = int(fn_args.train_steps)
-    epochs, steps_per_epoch = steps.epoch_plan(
-        train_steps, int(config.get("steps_per_epoch") or 0) or None
-    )
-    logging.info("training %d steps: %d epochs of %d", train_steps, epochs, steps_per_epoch)
-    model.fit(
-        train_ds,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        validation_data=eval_ds,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
-        verbose=2,
-    )
+    steps.fit(model, train_ds, eval_ds, fn_args, config)
     signatures = {
         "serving_default": export.make_serve_tf_examples_fn(
             model, tf_transform_output, mnist_schema.RAW_LABEL_KEY, classification_outputs

@@ -1,4 +1,4 @@
-"""Splitting the Trainer's step budget into Keras epochs."""
+"""The Trainer's step budget: Keras epochs that add up to it, and the fit loop."""
 
 from typing import Optional, Tuple
 
@@ -32,3 +32,34 @@ def epoch_plan(train_steps: int, steps_per_epoch: Optional[int] = None,
     divisors = [d for d in range(1, min(train_steps, 10 * target_epochs) + 1) if train_steps % d == 0]
     epochs = min(divisors, key=lambda d: (abs(d - target_epochs), -d))
     return epochs, train_steps // epochs
+
+
+def fit(model, train_ds, eval_ds, fn_args, config, callbacks=()):
+    """Trains ``model`` for exactly ``fn_args.train_steps`` steps (Keras ``fit``).
+
+    Validates on ``fn_args.eval_steps`` batches of ``eval_ds`` after each
+    epoch of :func:`epoch_plan` (``config["steps_per_epoch"]`` if set) and
+    writes TensorBoard logs to ``fn_args.model_run_dir``.
+
+    Returns:
+      The Keras ``History``.
+    """
+    import logging
+
+    import tensorflow as tf
+
+    train_steps = int(fn_args.train_steps)
+    epochs, steps_per_epoch = epoch_plan(
+        train_steps, int(config.get("steps_per_epoch") or 0) or None
+    )
+    logging.info("training %s %d steps: %d epochs of %d",
+                 model.name, train_steps, epochs, steps_per_epoch)
+    return model.fit(
+        train_ds,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        validation_data=eval_ds,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir), *callbacks],
+        verbose=2,
+    )

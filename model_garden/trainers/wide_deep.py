@@ -41,7 +41,6 @@ indicator); the optimizers are the Keras ones (same defaults:
 ``initial_accumulator_value=0.1``, FTRL ``learning_rate_power=-0.5``).
 """
 
-import logging
 import math
 from typing import Dict, Mapping, Optional
 
@@ -328,22 +327,7 @@ def run_fn(fn_args) -> None:
         )
         for files, shuffle in ((fn_args.train_files, True), (fn_args.eval_files, False))
     )
-    train_steps = int(fn_args.train_steps)
-    epochs, steps_per_epoch = steps.epoch_plan(
-        train_steps, int(config.get("steps_per_epoch") or 0) or None
-    )
-    logging.info(
-        "training %s %d steps: %d epochs of %d", kind, train_steps, epochs, steps_per_epoch
-    )
-    model.fit(
-        train,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
-        verbose=2,
-    )
+    steps.fit(model, train, evaluation, fn_args, config)
     serve_examples = export.make_serve_tf_examples_fn(
         model, tf_transform_output, census_csv.LABEL_KEY, serving_outputs
     )
