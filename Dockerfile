@@ -1,6 +1,6 @@
 # The model-garden pipeline image: every TFX component of a compiled pipeline
 # (`model-garden compile RECIPE --image IMAGE`) runs in it on Kubeflow
-# Pipelines v2, and TFJob replicas (model_garden/pipelines/tfjob.py) too.
+# Pipelines v2, and TFJob replicas (model_garden/kubeflow/tfjob.py) too.
 #
 #   docker build -t REGISTRY/model-garden:TAG .      (or: make image IMAGE=...)
 #

@@ -193,7 +193,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
     default to the compiled values; a run overrides them
     (`model-garden submit ... --param train_steps=2000`).
     """
-    from model_garden.pipelines import kubeflow
+    from model_garden.kubeflow import compiler as kubeflow
     from model_garden.pipelines.factory import PipelineOptions
 
     recipe = _recipe(recipe_name)
@@ -225,7 +225,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
 
 
 def _add_kfp_commands():
-    from model_garden.pipelines import kfp_commands
+    from model_garden.kubeflow import commands as kfp_commands
 
     for command in kfp_commands.COMMANDS:
         cli.add_command(command)

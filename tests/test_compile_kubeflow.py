@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from google.protobuf import json_format
 
 from model_garden import cli
-from model_garden.components import runtime_parameters
-from model_garden.pipelines import kfp_client, kubeflow, recipes
+from model_garden.kubeflow import runtime_parameters
+from model_garden.kubeflow import client as kfp_client, compiler as kubeflow
+from model_garden.pipelines import recipes
 
 IMAGE = "europe-docker.pkg.dev/acme/ml/model-garden:1.2.3"
 ROOT = "gs://acme-ml/model-garden"
@@ -114,7 +115,7 @@ def test_every_recipe_compiles_into_a_kfp_pipeline(plain, name):
         assert _task_param(spec, task, name_) == {"componentInputParameter": name_}
     assert containers["Trainer"]["args"][1] == kubeflow.TRAINER_EXECUTOR
     assert containers["Evaluator"]["args"][1] == (
-        "model_garden.components.runtime_parameters.EvaluatorExecutor")
+        "model_garden.kubeflow.runtime_parameters.EvaluatorExecutor")
 
     # Beam options on the Beam components only.
     for component, container in containers.items():
@@ -272,12 +273,12 @@ def test_tpu_slice_goes_to_the_trainer_with_the_tpu_pools_placement(out_dir):
 
 
 def test_workers_train_in_a_tfjob_with_the_gpus_on_its_replicas(out_dir):
-    from model_garden.components import tfjob_trainer
+    from model_garden.kubeflow import tfjob_trainer
 
     spec, platform = kubeflow.load_package(
         _compile(out_dir, "mnist", "--workers", "3", "--gpu", "nvidia-tesla-t4:2"))
     trainer = _containers(spec)["Trainer"]
-    assert trainer["args"][1] == "model_garden.components.tfjob_trainer.Executor"
+    assert trainer["args"][1] == "model_garden.kubeflow.tfjob_trainer.Executor"
     assert "resources" not in trainer and platform == {}  # the step only supervises
     config = tfjob_trainer.TFJobConfig.from_json(
         _task_param(spec, "Trainer", "tfjob")["runtimeValue"]["constant"])

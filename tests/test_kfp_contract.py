@@ -1,4 +1,4 @@
-"""Contract test: model_garden.pipelines.kfp_client/kfp_commands against the KFP v2beta1 API.
+"""Contract test: model_garden.kubeflow.client/kfp_commands against the KFP v2beta1 API.
 
 The real ``kfp.Client`` (SDK 2.5, ``kfp_server_api``) talks HTTP to
 :class:`tests.kfp_fake_server.FakeKfpServer` on 127.0.0.1; the tests assert
@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from kfp import compiler, dsl
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from model_garden.pipelines import kfp_client, kfp_commands
+from model_garden.kubeflow import client as kfp_client, commands as kfp_commands
 from tests.kfp_fake_server import API, FakeKfpServer
 
 TOKEN = "tok-9f8e7d6c5b4a-not-a-real-secret"

@@ -28,7 +28,8 @@ from google.protobuf import text_format
 from kubernetes_validate import utils as kv_utils
 from tensorflow_serving.config import model_server_config_pb2
 
-from model_garden.pipelines import recipes, tfjob
+from model_garden.kubeflow import tfjob
+from model_garden.pipelines import recipes
 
 from tests.fake_k8s_server import strict
 

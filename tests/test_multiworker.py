@@ -1,7 +1,7 @@
 """Multi-worker training on loopback: what a TFJob's replicas do, as local processes.
 
 A chief and a worker process (``TF_CONFIG`` with free loopback ports) each run
-``python -m model_garden.trainers.tfjob_entry --fn-args <invocation>``, the
+``python -m model_garden.kubeflow.tfjob_entry --fn-args <invocation>``, the
 TFJob replicas' command, on an invocation written by
 ``tfjob_entry.dump_invocation`` (what the TFJob Trainer executor writes). The
 run_fn below trains the official MNIST CNN (``model_garden.trainers.mnist.build_model``)
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from model_garden.components.idx import read_idx_pair
-from model_garden.trainers import tfjob_entry
+from model_garden.kubeflow import tfjob_entry
 
 pytestmark = pytest.mark.slow  # several processes training, about a minute
 
@@ -104,7 +104,7 @@ def _start(fn_args: str, tf_config, tmpdir: str, log: str) -> subprocess.Popen:
         env["TF_CONFIG"] = json.dumps(tf_config)
     os.makedirs(tmpdir, exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "model_garden.trainers.tfjob_entry", "--fn-args", fn_args],
+        [sys.executable, "-m", "model_garden.kubeflow.tfjob_entry", "--fn-args", fn_args],
         cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 

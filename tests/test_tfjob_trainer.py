@@ -14,9 +14,9 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-from model_garden.components import tfjob_trainer
-from model_garden.pipelines import tfjob
-from model_garden.trainers import tfjob_entry
+from model_garden.kubeflow import tfjob_trainer
+from model_garden.kubeflow import tfjob
+from model_garden.kubeflow import tfjob_entry
 from tests.fake_k8s_server import FakeKubernetes, tfjob_errors
 
 IMAGE = "europe-docker.pkg.dev/acme/ml/model-garden:1.2.3"
@@ -134,7 +134,7 @@ def test_step_creates_a_valid_tfjob_follows_it_and_passes_on_succeeded(tmp_path,
         pod = job["spec"]["tfReplicaSpecs"][kind]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["name"] == "tensorflow" and container["image"] == IMAGE
-        assert container["command"] == ["python", "-m", "model_garden.trainers.tfjob_entry"]
+        assert container["command"] == ["python", "-m", "model_garden.kubeflow.tfjob_entry"]
         assert container["args"] == ["--fn-args", seen["uri"]]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert pod["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"

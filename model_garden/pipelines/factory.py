@@ -52,7 +52,7 @@ class PipelineOptions:
       enable_cache: reuse unchanged components' outputs from ML Metadata.
       trainer_executor: dotted path of a Trainer executor class (a TFX
         ``GenericExecutor`` subclass) to use instead of TFX's, e.g. the
-        Kubeflow compiler's ``model_garden.components.tfjob_trainer.Executor``
+        Kubeflow compiler's ``model_garden.kubeflow.tfjob_trainer.Executor``
         (``None``: TFX's ``GenericExecutor``).
     """
 

@@ -4,13 +4,13 @@
 as the Trainer's ``custom_executor_spec``. Inside the pipeline step it:
 
 1. applies the run-time ``train_steps``/``eval_steps``
-   (:mod:`model_garden.components.runtime_parameters`) and sets
+   (:mod:`model_garden.kubeflow.runtime_parameters`) and sets
    ``custom_config["strategy"] = "multi_worker"``;
 2. writes the Trainer invocation to ``<model_run_dir>/tfjob/fn_args.json`` on
-   the pipeline root (:func:`model_garden.trainers.tfjob_entry.dump_invocation`);
-3. creates a ``kubeflow.org/v1`` TFJob (:func:`model_garden.pipelines.tfjob.render_tfjob`):
+   the pipeline root (:func:`model_garden.kubeflow.tfjob_entry.dump_invocation`);
+3. creates a ``kubeflow.org/v1`` TFJob (:func:`model_garden.kubeflow.tfjob.render_tfjob`):
    1 Chief + N-1 Workers in the pipeline image, each running
-   ``python -m model_garden.trainers.tfjob_entry --fn-args <that file>``,
+   ``python -m model_garden.kubeflow.tfjob_entry --fn-args <that file>``,
    with the GPUs (and the GPU pool's node selector and toleration) when the
    pipeline was compiled with ``--gpu``; owned by the step's pod
    (``KFP_POD_NAME``/``KFP_POD_UID``), so Kubernetes deletes it with the pod;
@@ -35,14 +35,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from tfx.types import standard_component_specs as specs
 
-from model_garden.components import runtime_parameters
-from model_garden.pipelines import tfjob
-from model_garden.trainers import tfjob_entry
+from model_garden.kubeflow import runtime_parameters
+from model_garden.kubeflow import tfjob
+from model_garden.kubeflow import tfjob_entry
 
 #: Execution property holding :class:`TFJobConfig` as JSON (added by the compiler).
 TFJOB_CONFIG_KEY = "tfjob"
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "tfjobs"
-ENTRY_COMMAND = ("python", "-m", "model_garden.trainers.tfjob_entry")
+ENTRY_COMMAND = ("python", "-m", "model_garden.kubeflow.tfjob_entry")
 #: Where a pod's namespace is (the service account mount).
 SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_NAMESPACE = "kubeflow"

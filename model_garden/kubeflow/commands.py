@@ -1,6 +1,6 @@
 """``model-garden upload|submit|schedule|runs``: a compiled pipeline on a KFP cluster.
 
-Click commands over :mod:`model_garden.pipelines.kfp_client`, added to the
+Click commands over :mod:`model_garden.kubeflow.client`, added to the
 ``model-garden`` group with ``cli.add_command`` (see :data:`COMMANDS`)::
 
     model-garden compile mnist -o mnist.yaml --image ... --pipeline-root gs://...
@@ -22,7 +22,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import click
 
-from model_garden.pipelines import kfp_client
+from model_garden.kubeflow import client as kfp_client
 
 TOKEN_ENV = "MODEL_GARDEN_KFP_TOKEN"
 COOKIES_ENV = "MODEL_GARDEN_KFP_COOKIES"

@@ -30,7 +30,7 @@ Accelerators (``--gpu TYPE:COUNT`` or ``--tpu TYPE:TOPOLOGY``)
     pool's taint (``nvidia.com/gpu=present:NoSchedule``,
     ``google.com/tpu=present:NoSchedule``, see ``kubernetes/nodepools/``).
     With ``--workers N`` > 1 the step only supervises a TFJob: the GPUs go to
-    the TFJob's replicas instead (:mod:`model_garden.components.tfjob_trainer`).
+    the TFJob's replicas instead (:mod:`model_garden.kubeflow.tfjob_trainer`).
 
 Beam runner (``--beam-runner direct|dataflow|flink|spark``)
     :func:`beam_runner_args` builds the Beam options; they are given to the
@@ -48,13 +48,13 @@ Run-time parameters (``root.inputDefinitions``, overridable per run)
     ``eval_config`` as a whole), never inside ``TrainArgs.num_steps`` or a
     TFMA threshold; so each is a typed ``RuntimeParameter`` execution
     property of the Trainer / Evaluator, applied by the executors of
-    :mod:`model_garden.components.runtime_parameters`. The pipeline root is
+    :mod:`model_garden.kubeflow.runtime_parameters`. The pipeline root is
     the spec's ``defaultPipelineRoot``; a run overrides it with KFP's own
     run-level pipeline root (``model-garden submit --pipeline-root``).
 
 Multi-worker training (``--workers N``)
     N > 1 selects the Trainer executor
-    :class:`model_garden.components.tfjob_trainer.Executor` (TFX
+    :class:`model_garden.kubeflow.tfjob_trainer.Executor` (TFX
     ``custom_executor_spec``): the step creates a ``kubeflow.org/v1`` TFJob
     with 1 Chief + N-1 Workers in the same image and follows it.
 """
@@ -109,8 +109,8 @@ RUNTIME_PARAMETERS = {
     "eval_steps": (int, "Trainer: EvalArgs.num_steps"),
     "threshold": (float, "Evaluator: lower bound of the blessing metric"),
 }
-TFJOB_EXECUTOR = "model_garden.components.tfjob_trainer.Executor"
-TRAINER_EXECUTOR = "model_garden.components.runtime_parameters.TrainerExecutor"
+TFJOB_EXECUTOR = "model_garden.kubeflow.tfjob_trainer.Executor"
+TRAINER_EXECUTOR = "model_garden.kubeflow.runtime_parameters.TrainerExecutor"
 
 
 # --- accelerators -------------------------------------------------------------------
@@ -355,7 +355,7 @@ def build_pipeline(
     from tfx.dsl.components.base import executor_spec
     from tfx.orchestration.pipeline import add_beam_pipeline_args_to_component
 
-    from model_garden.components import runtime_parameters as rp
+    from model_garden.kubeflow import runtime_parameters as rp
 
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, not {workers}")
@@ -403,7 +403,7 @@ def build_pipeline(
     evaluator.exec_properties[rp.THRESHOLD_METRIC] = recipe.eval.threshold_metric
 
     if workers > 1:
-        from model_garden.components import tfjob_trainer
+        from model_garden.kubeflow import tfjob_trainer
 
         config = tfjob_trainer.TFJobConfig(
             image=image, workers=workers, namespace=tfjob_namespace,

@@ -2,7 +2,7 @@
 
 A Kubeflow Pipelines run can override the pipeline parameters ``train_steps``
 (int), ``eval_steps`` (int) and ``threshold`` (float) that
-:mod:`model_garden.pipelines.kubeflow` declares. TFX 1.16 cannot put a
+:mod:`model_garden.kubeflow.compiler` declares. TFX 1.16 cannot put a
 ``RuntimeParameter`` *inside* a proto (``TrainArgs.num_steps``,
 ``EvalArgs.num_steps``, a TFMA threshold's ``lower_bound``): a
 ``RuntimeParameter`` only replaces an execution property as a whole (e.g. the

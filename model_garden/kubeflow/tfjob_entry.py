@@ -1,11 +1,11 @@
 """Entry point of each TFJob replica: the Trainer's ``run_fn`` with the step's FnArgs.
 
-The TFJob Trainer executor (:mod:`model_garden.components.tfjob_trainer`)
+The TFJob Trainer executor (:mod:`model_garden.kubeflow.tfjob_trainer`)
 writes the Trainer invocation (its input and output artifacts and execution
 properties) as JSON next to its outputs on the pipeline root, then every
 replica of the TFJob runs::
 
-    python -m model_garden.trainers.tfjob_entry --fn-args gs://.../fn_args.json
+    python -m model_garden.kubeflow.tfjob_entry --fn-args gs://.../fn_args.json
 
 This rebuilds the very ``FnArgs`` the in-pod Trainer would pass
 (``GenericExecutor._GetFnArgs``: train/eval file patterns, data accessor,
@@ -183,8 +183,8 @@ def run(uri: str, tf_config: Optional[Mapping[str, Any]] = None) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m model_garden.trainers.tfjob_entry --fn-args URI``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m model_garden.trainers.tfjob_entry",
+    """``python -m model_garden.kubeflow.tfjob_entry --fn-args URI``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m model_garden.kubeflow.tfjob_entry",
                                      description=__doc__.split("\n", 1)[0])
     parser.add_argument("--fn-args", required=True, metavar="URI",
                         help="the Trainer invocation JSON written by the TFJob Trainer executor")
