@@ -60,13 +60,13 @@ Multi-worker training (``--workers N``)
 """
 
 import dataclasses
-import math
 import os
-import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from model_garden.kubeflow.accelerators import Accelerator, kubernetes_executor_config, parse_gpu, parse_tpu
+from model_garden.kubeflow.beam import BEAM_RUNNERS, beam_runner_args
 from model_garden.pipelines.factory import PipelineOptions, create_pipeline
 from model_garden.pipelines.recipes import Recipe
 from model_garden.pipelines.runners import IMAGE_PACKAGE_ROOT
@@ -78,31 +78,6 @@ __all__ = [
 
 #: The step whose pod gets the accelerator and the node-pool placement.
 ACCELERATED_COMPONENTS = ("Trainer",)
-#: Kubernetes extended resources of GPUs and TPUs (the device plugins' names).
-GPU_RESOURCE = "nvidia.com/gpu"
-TPU_RESOURCE = "google.com/tpu"
-#: Node labels GKE puts on accelerator nodes.
-GKE_GPU_LABEL = "cloud.google.com/gke-accelerator"
-GKE_TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
-GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
-#: The taints of kubernetes/nodepools/{gpu,tpu}-nodepool.yaml (GKE sets the same).
-GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
-TPU_TAINT = {"key": TPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
-#: Chips of one host per GKE TPU type: a pipeline step is one pod on one host.
-TPU_CHIPS_PER_HOST = {
-    "tpu-v4-podslice": 4,
-    "tpu-v5p-slice": 4,
-    "tpu-v5-lite-device": 8,
-    "tpu-v5-lite-podslice": 8,
-    "tpu-v6e-slice": 8,
-}
-_GPU_TYPE = re.compile(r"^nvidia-[a-z0-9]+(-[a-z0-9]+)*$")
-_TOPOLOGY = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
-
-BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
-#: SDK harness address of a Beam worker pool sidecar (Flink/Spark on Kubernetes).
-BEAM_WORKER_POOL = "localhost:50000"
-
 #: Pipeline parameters a run can override: name -> (type, where it goes).
 RUNTIME_PARAMETERS = {
     "train_steps": (int, "Trainer: TrainArgs.num_steps"),
@@ -111,204 +86,6 @@ RUNTIME_PARAMETERS = {
 }
 TFJOB_EXECUTOR = "model_garden.kubeflow.tfjob_trainer.Executor"
 TRAINER_EXECUTOR = "model_garden.kubeflow.runtime_parameters.TrainerExecutor"
-
-
-# --- accelerators -------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Accelerator:
-    """A GPU or TPU request for one pod.
-
-    Attributes:
-      kind: ``"gpu"`` or ``"tpu"``.
-      type: the GKE node label value: a GPU type (``nvidia-tesla-t4``) or a
-        TPU type (``tpu-v5-lite-podslice``).
-      count: devices (GPUs, or TPU chips) in the pod, >= 1.
-      topology: TPU slice topology (``2x2``); ``None`` for GPUs.
-    """
-
-    kind: str
-    type: str
-    count: int
-    topology: Optional[str] = None
-
-    @property
-    def resource(self) -> str:
-        """The Kubernetes resource name: ``nvidia.com/gpu`` or ``google.com/tpu``."""
-        return GPU_RESOURCE if self.kind == "gpu" else TPU_RESOURCE
-
-    def node_selector(self) -> Dict[str, str]:
-        """The labels a node of the right pool has (GKE sets them)."""
-        if self.kind == "gpu":
-            return {GKE_GPU_LABEL: self.type}
-        return {GKE_TPU_LABEL: self.type, GKE_TPU_TOPOLOGY_LABEL: self.topology}
-
-    def toleration(self) -> Dict[str, str]:
-        """The Kubernetes toleration of the pool's taint (``operator: Equal``)."""
-        taint = GPU_TAINT if self.kind == "gpu" else TPU_TAINT
-        return {"key": taint["key"], "operator": "Equal", "value": taint["value"],
-                "effect": taint["effect"]}
-
-    def resource_spec(self):
-        """The TFX ``platform_config``: a KFP ``ResourceSpec`` with the accelerator."""
-        from kfp.pipeline_spec import pipeline_spec_pb2
-
-        resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
-        return resource_spec(accelerator=resource_spec.AcceleratorConfig(
-            type=self.resource, count=self.count))
-
-
-def _split_pair(flag: str, text: str, second: str, example: str) -> Tuple[str, str]:
-    first, sep, rest = (text or "").partition(":")
-    if not sep or not rest:
-        raise ValueError(f"{flag} {text!r} is missing its {second}: use TYPE:{second}, "
-                         f"e.g. {flag} {example}")
-    if not first:
-        raise ValueError(f"{flag} {text!r} is missing its TYPE: use TYPE:{second}, "
-                         f"e.g. {flag} {example}")
-    return first, rest
-
-
-def parse_gpu(text: str) -> Accelerator:
-    """``"nvidia-tesla-t4:1"`` -> a GPU :class:`Accelerator`.
-
-    Args:
-      text: ``TYPE:COUNT``; TYPE is a GKE GPU type, the value of the node
-        label ``cloud.google.com/gke-accelerator`` (``nvidia-tesla-t4``,
-        ``nvidia-l4``, ``nvidia-tesla-a100``, ...), COUNT the GPUs of the pod.
-
-    Raises:
-      ValueError: no COUNT, no TYPE, a COUNT that is not a whole number >= 1,
-        or a TYPE that is not a GKE GPU type.
-    """
-    gpu_type, count = _split_pair("--gpu", text, "COUNT", "nvidia-tesla-t4:1")
-    if not count.isdigit() or int(count) < 1:
-        raise ValueError(f"--gpu {text!r}: COUNT must be a whole number >= 1, not {count!r}")
-    if not _GPU_TYPE.match(gpu_type):
-        raise ValueError(f"--gpu {text!r}: TYPE {gpu_type!r} is not a GKE GPU type (the "
-                         f"{GKE_GPU_LABEL} node label, e.g. nvidia-tesla-t4, nvidia-l4)")
-    return Accelerator("gpu", gpu_type, int(count))
-
-
-def parse_tpu(text: str) -> Accelerator:
-    """``"tpu-v5-lite-podslice:2x2"`` -> a TPU :class:`Accelerator` of 4 chips.
-
-    Args:
-      text: ``TYPE:TOPOLOGY``; TYPE is a GKE TPU type (the node label
-        ``cloud.google.com/gke-tpu-accelerator``, a key of
-        :data:`TPU_CHIPS_PER_HOST`), TOPOLOGY its slice shape (``2x2``,
-        ``2x2x1``). The chip count is the product of the topology's sides.
-
-    Raises:
-      ValueError: no TOPOLOGY, no TYPE, an unknown TYPE, a malformed TOPOLOGY,
-        or a slice with more chips than one host has (a multi-host slice needs
-        one pod per host; a pipeline step is one pod).
-    """
-    tpu_type, topology = _split_pair("--tpu", text, "TOPOLOGY", "tpu-v5-lite-podslice:2x2")
-    if tpu_type not in TPU_CHIPS_PER_HOST:
-        raise ValueError(f"--tpu {text!r}: unknown TPU type {tpu_type!r}; known: "
-                         f"{', '.join(sorted(TPU_CHIPS_PER_HOST))}")
-    if not _TOPOLOGY.match(topology):
-        raise ValueError(f"--tpu {text!r}: TOPOLOGY {topology!r} must look like 2x2 or 2x2x1")
-    chips = math.prod(int(side) for side in topology.split("x"))
-    per_host = TPU_CHIPS_PER_HOST[tpu_type]
-    if chips > per_host:
-        raise ValueError(f"--tpu {text!r}: a {topology} slice has {chips} chips over several "
-                         f"hosts ({tpu_type} hosts have {per_host}); a pipeline step is one pod "
-                         "on one host: use a single-host topology")
-    return Accelerator("tpu", tpu_type, chips, topology)
-
-
-# --- Beam ---------------------------------------------------------------------------
-
-
-def beam_runner_args(
-    runner: str = "direct",
-    *,
-    image: str,
-    pipeline_root: str,
-    project: Optional[str] = None,
-    region: Optional[str] = None,
-    temp_location: Optional[str] = None,
-    flink_master: Optional[str] = None,
-    spark_master: Optional[str] = None,
-    direct_num_workers: int = 0,
-    extra: Sequence[str] = (),
-) -> List[str]:
-    """The Beam options of the Beam components for one runner.
-
-    Args:
-      runner: ``direct`` (DirectRunner inside each step's pod,
-        multi-processing), ``dataflow`` (Google Cloud Dataflow, Runner v2,
-        workers in ``image``), ``flink`` (a Flink cluster), ``spark`` (a
-        Spark cluster). Flink and Spark run the Python SDK harness in a Beam
-        worker pool sidecar of their task managers/executors
-        (``--environment_type=EXTERNAL``, :data:`BEAM_WORKER_POOL`), which can
-        be ``image`` started with ``--worker_pool``.
-      image: the pipeline image (Dataflow's ``--sdk_container_image``).
-      pipeline_root: the pipeline root (``gs://``); Dataflow's default temp
-        location is ``<pipeline_root>/tmp/dataflow``.
-      project, region: Dataflow's GCP project and region.
-      temp_location: Dataflow's ``--temp_location`` (``gs://``).
-      flink_master: the Flink JobManager, ``HOST:PORT``.
-      spark_master: the Spark master URL, ``spark://HOST:PORT``.
-      direct_num_workers: DirectRunner processes (0: one per core of the pod).
-      extra: more Beam options, appended (a later option wins, e.g.
-        ``--environment_type=DOCKER``).
-
-    Returns:
-      ``["--runner=...", ...]``.
-
-    Raises:
-      ValueError: an unknown runner, a missing option the runner needs, or
-        an option of another runner.
-    """
-    if runner not in BEAM_RUNNERS:
-        raise ValueError(f"unknown beam runner {runner!r}; choose one of {', '.join(BEAM_RUNNERS)}")
-    given = {"--beam-project": (project, "dataflow"), "--beam-region": (region, "dataflow"),
-             "--beam-temp-location": (temp_location, "dataflow"),
-             "--flink-master": (flink_master, "flink"), "--spark-master": (spark_master, "spark")}
-    for flag, (value, owner) in given.items():
-        if value and runner != owner:
-            raise ValueError(f"{flag} only applies to --beam-runner {owner}, not {runner}")
-    if direct_num_workers and runner != "direct":
-        raise ValueError(f"--direct-num-workers only applies to --beam-runner direct, not {runner}")
-    if direct_num_workers < 0:
-        raise ValueError(f"--direct-num-workers must be >= 0, not {direct_num_workers}")
-    if runner == "direct":
-        args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={direct_num_workers}"]
-    elif runner == "dataflow":
-        missing = [f for f, v in (("--beam-project", project), ("--beam-region", region)) if not v]
-        if missing:
-            raise ValueError(f"--beam-runner dataflow needs {' and '.join(missing)} "
-                             "(the GCP project and region of the Dataflow jobs)")
-        if not temp_location:
-            if not pipeline_root.startswith("gs://"):
-                raise ValueError("--beam-runner dataflow needs --beam-temp-location gs://... "
-                                 f"(the pipeline root {pipeline_root!r} is not on GCS)")
-            temp_location = pipeline_root.rstrip("/") + "/tmp/dataflow"
-        if not temp_location.startswith("gs://"):
-            raise ValueError(f"--beam-temp-location {temp_location!r} must be a gs:// path")
-        args = ["--runner=DataflowRunner", f"--project={project}", f"--region={region}",
-                f"--temp_location={temp_location}", "--experiments=use_runner_v2",
-                f"--sdk_container_image={image}", "--sdk_location=container"]
-    elif runner == "flink":
-        if not flink_master:
-            raise ValueError("--beam-runner flink needs --flink-master HOST:PORT "
-                             "(the Flink JobManager's REST address)")
-        args = ["--runner=FlinkRunner", f"--flink_master={flink_master}",
-                "--environment_type=EXTERNAL", f"--environment_config={BEAM_WORKER_POOL}"]
-    else:
-        if not spark_master:
-            raise ValueError("--beam-runner spark needs --spark-master spark://HOST:PORT")
-        args = ["--runner=SparkRunner", f"--spark_master_url={spark_master}",
-                "--environment_type=EXTERNAL", f"--environment_config={BEAM_WORKER_POOL}"]
-    for arg in extra:
-        if not arg.startswith("--"):
-            raise ValueError(f"--beam-arg {arg!r} must be a Beam option like --name=value")
-    return args + list(extra)
 
 
 # --- the pipeline -------------------------------------------------------------------
@@ -414,28 +191,6 @@ def build_pipeline(
         for component_id in ACCELERATED_COMPONENTS:
             _component(pipeline, component_id).with_platform_config(accelerator.resource_spec())
     return pipeline
-
-
-def kubernetes_executor_config(accelerator: Accelerator) -> Dict[str, Any]:
-    """The ``KubernetesExecutorConfig`` (as JSON) placing a pod on the accelerator pool.
-
-    ``nodeSelector`` is built with the ``kfp-kubernetes`` proto of the lock
-    (``kfp.kubernetes.kubernetes_executor_config_pb2``, 1.0.0). That version
-    predates ``tolerations`` (``repeated Toleration tolerations = 12`` with
-    ``key``/``operator``/``value``/``effect``/``toleration_seconds``, added in
-    a later kfp-kubernetes whose kfp >= 2.6 needs protobuf 4, which TFX 1.16's
-    stack here does not allow), so the toleration is written in that message's
-    JSON form. KFP backends from 2.2.0 apply it (2.1.0 ignores tolerations,
-    kubeflow/pipelines#10727; the pod then stays Pending on the tainted pool).
-    """
-    from google.protobuf import json_format
-    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb
-
-    message = k8s_pb.KubernetesExecutorConfig()
-    message.node_selector.labels.update(accelerator.node_selector())
-    config = json_format.MessageToDict(message)
-    config["tolerations"] = [accelerator.toleration()]
-    return config
 
 
 def platform_spec(executor_configs: Mapping[str, Mapping[str, Any]]):
