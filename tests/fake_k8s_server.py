@@ -16,6 +16,11 @@ kubeconfig file that :meth:`FakeKubernetes.write_kubeconfig` writes):
   ``Created`` -> ``Running`` -> the outcome (``Succeeded``, ``Failed``, or
   ``Running`` forever). Reaching ``Succeeded`` first calls ``on_succeeded``
   with the job (a test plays the chief there, e.g. writes the SavedModel).
+* ``PATCH  .../tfjobs/{name}``: a JSON merge patch (RFC 7386, the
+  ``application/merge-patch+json`` that ``patch_namespaced_custom_object``
+  sends; other patch types get ``415``) of ``metadata.labels``,
+  ``metadata.annotations`` or ``metadata.ownerReferences``; the result is
+  validated as on create (``422``), ``resourceVersion`` goes up.
 * ``DELETE .../tfjobs/{name}``: removes it (``200 Success``; ``404`` if unknown).
 
 Requests need ``Authorization: Bearer <token>`` (401 otherwise). Every request
@@ -116,6 +121,8 @@ class FakeKubernetes:
         self.on_succeeded = on_succeeded
         self.token = token
         self.jobs: Dict[Tuple[str, str], Dict[str, Any]] = {}
+        #: Per job (namespace, name): an outcome that overrides ``outcome`` until deleted.
+        self.job_outcomes: Dict[Tuple[str, str], str] = {}
         self.reads: Dict[Tuple[str, str], int] = {}
         self.requests: List[Tuple[str, str, Dict[str, str], Any]] = []
         self._lock = threading.Lock()
@@ -167,9 +174,11 @@ class FakeKubernetes:
             "Succeeded": ("TFJobSucceeded", f"{ref} successfully completed."),
             "Failed": ("TFJobFailed", f"{ref} has failed because 1 Worker replica(s) failed."),
         }
+        outcome = self.job_outcomes.get(
+            (job["metadata"]["namespace"], job["metadata"]["name"]), self.outcome)
         phases = ["Created", "Running"][:self.steps_before_outcome]
-        if self.outcome != "Running" or "Running" not in phases:
-            phases.append(self.outcome)
+        if outcome != "Running" or "Running" not in phases:
+            phases.append(outcome)
         shown = phases[:reads]
         conditions = []
         for i, kind in enumerate(shown):
@@ -220,10 +229,42 @@ class FakeKubernetes:
                 if _state(job) == "Succeeded" and was != "Succeeded" and self.on_succeeded:
                     self.on_succeeded(copy.deepcopy(job))
                 return 200, job
+            if method == "PATCH":
+                if headers.get("content-type", "").split(";")[0] != "application/merge-patch+json":
+                    return 415, _status_body(415, "UnsupportedMediaType",
+                                             "the body of the request was in an unknown format")
+                if not isinstance(body, dict) or set(body) - {"metadata"} or set(
+                        body.get("metadata") or {}) - _PATCHABLE_METADATA:
+                    return 422, _status_body(422, "Invalid", "this fake patches only "
+                                             f"metadata.{sorted(_PATCHABLE_METADATA)}")
+                job = _merge_patch(self.jobs[key], body)
+                errors = tfjob_errors(job)
+                if errors:
+                    return 422, _status_body(422, "Invalid", "TFJob is invalid: " + "; ".join(errors))
+                job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 1)
+                self.jobs[key] = job
+                return 200, job
             if method == "DELETE":
                 del self.jobs[key]
+                self.job_outcomes.pop(key, None)
                 return 200, _status_body(200, "", "", status="Success")
             return 405, _status_body(405, "MethodNotAllowed", f"{method} is not allowed")
+
+
+_PATCHABLE_METADATA = {"labels", "annotations", "ownerReferences"}
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, ``null`` deletes, anything else (lists too) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
 
 
 def _state(job: Dict[str, Any]) -> Optional[str]:
@@ -261,6 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         self._serve("POST")
+
+    def do_PATCH(self):  # noqa: N802
+        self._serve("PATCH")
 
     def do_DELETE(self):  # noqa: N802
         self._serve("DELETE")

@@ -28,7 +28,7 @@ from google.protobuf import text_format
 from kubernetes_validate import utils as kv_utils
 from tensorflow_serving.config import model_server_config_pb2
 
-from model_garden.kubeflow import tfjob
+from model_garden.kubeflow import accelerators, tfjob
 from model_garden.pipelines import recipes
 
 from tests.fake_k8s_server import strict
@@ -208,15 +208,78 @@ def test_node_pools_taints_and_labels(rendered):
     for spec in (gpu, tpu):
         assert {t["effect"] for t in spec["nodeConfig"]["taint"]} <= GKE_TAINT_EFFECTS
         assert spec["autoscaling"]["minNodeCount"] == 0  # no idle accelerators
-    assert gpu["nodeConfig"]["labels"]["model-garden.io/accelerator"] == "nvidia-gpu"
-    assert tpu["nodeConfig"]["labels"]["model-garden.io/accelerator"] == "tpu"
     assert gpu["nodeConfig"]["guestAccelerator"][0]["count"] >= 1
     assert tpu["nodeConfig"]["machineType"].startswith("ct")  # a Cloud TPU VM type
-    # What tfjob.py schedules onto the GPU pool matches the pool.
-    (taint,) = gpu["nodeConfig"]["taint"]
-    assert tfjob.GPU_TOLERATION == {"key": taint["key"], "operator": "Equal",
-                                    "value": taint["value"], "effect": "NoSchedule"}
-    assert tfjob.GPU_NODE_SELECTOR.items() <= gpu["nodeConfig"]["labels"].items()
+
+
+# GKE spells taint effects in its API as NO_SCHEDULE, on the node as NoSchedule.
+_NODE_EFFECT = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+                "NO_EXECUTE": "NoExecute"}
+# The one host of ct5lp-hightpu-4t: GKE labels its nodes with this type and topology.
+_TPU_MACHINES = {"ct5lp-hightpu-4t": "tpu-v5-lite-podslice:2x2"}
+
+
+def _node(pool_spec, gke_labels):
+    """What a node of the pool has: its labels (custom + what GKE sets) and taints."""
+    config = pool_spec["nodeConfig"]
+    labels = {**config.get("labels", {}), **gke_labels}
+    taints = [{"key": t["key"], "value": t["value"], "effect": _NODE_EFFECT[t["effect"]]}
+              for t in config.get("taint", [])]
+    return labels, taints
+
+
+def _schedules_onto(pod_spec, labels, taints):
+    """The scheduler's node selector and NoSchedule taint checks (operator Equal/Exists)."""
+    if not pod_spec.get("nodeSelector", {}).items() <= labels.items():
+        return False
+    for taint in taints:
+        if taint["effect"] != "NoSchedule":
+            continue
+        if not any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"]) and (
+                t["operator"] == "Exists" or t.get("value") == taint["value"])
+                for t in pod_spec.get("tolerations", [])):
+            return False
+    return True
+
+
+def test_node_pools_match_the_accelerator_constants(rendered):
+    """The pools' taints are accelerators.GPU_TAINT/TPU_TAINT, and what the code
+    places (Accelerator.node_selector/toleration, for the Trainer's pod and for
+    each TFJob replica) lands on them through the labels GKE sets, not custom ones."""
+    pools = _by_kind(rendered)["ContainerNodePool"]
+    gpu, tpu = pools["model-garden-gpu"]["spec"], pools["model-garden-tpu"]["spec"]
+    ((gpu_taint,), (tpu_taint,)) = (_node(gpu, {})[1], _node(tpu, {})[1])
+    assert gpu_taint == accelerators.GPU_TAINT and tpu_taint == accelerators.TPU_TAINT
+    for spec in (gpu, tpu):  # the old custom selector label is gone for good
+        assert "model-garden.io/accelerator" not in spec["nodeConfig"]["labels"]
+        assert not [k for k in spec["nodeConfig"]["labels"] if k.startswith("cloud.google.com/")]
+
+    (guest,) = gpu["nodeConfig"]["guestAccelerator"]
+    gpu_acc = accelerators.parse_gpu(f"{guest['type']}:{guest['count']}")
+    gpu_node = _node(gpu, {accelerators.GKE_GPU_LABEL: guest["type"]})
+    tpu_acc = accelerators.parse_tpu(_TPU_MACHINES[tpu["nodeConfig"]["machineType"]])
+    tpu_node = _node(tpu, {accelerators.GKE_TPU_LABEL: tpu_acc.type,
+                           accelerators.GKE_TPU_TOPOLOGY_LABEL: tpu_acc.topology})
+
+    # The Trainer's pod (the compiler's KubernetesExecutorConfig) ...
+    for acc, node, other in ((gpu_acc, gpu_node, tpu_node), (tpu_acc, tpu_node, gpu_node)):
+        config = accelerators.kubernetes_executor_config(acc)
+        pod = {"nodeSelector": config["nodeSelector"]["labels"],
+               "tolerations": config["tolerations"]}
+        assert _schedules_onto(pod, *node) and not _schedules_onto(pod, *other)
+    # ... and every replica of a TFJob.
+    job = tfjob.render_tfjob("mnist-gpu", "img:1", workers=2, command=["python"],
+                             accelerator=gpu_acc)
+    for replica in job["spec"]["tfReplicaSpecs"].values():
+        pod = replica["template"]["spec"]
+        assert _schedules_onto(pod, *gpu_node) and not _schedules_onto(pod, *tpu_node)
+        assert pod["containers"][0]["resources"]["limits"] == {
+            accelerators.GPU_RESOURCE: str(guest["count"])}
+    # Negative controls: no toleration, or another GPU type, stays Pending.
+    assert not _schedules_onto({"nodeSelector": gpu_acc.node_selector()}, *gpu_node)
+    l4 = accelerators.parse_gpu("nvidia-l4:1")
+    assert not _schedules_onto({"nodeSelector": l4.node_selector(),
+                                "tolerations": [l4.toleration()]}, *gpu_node)
 
 
 def test_pipeline_rbac_is_least_privilege(rendered):
@@ -238,7 +301,8 @@ def test_pipeline_rbac_is_least_privilege(rendered):
             for resource in rule["resources"]:
                 grants[(group, resource)] = (set(rule["verbs"]), rule.get("resourceNames"))
     assert grants[("argoproj.io", "workflowtaskresults")][0] == {"create", "patch"}
-    assert {"create", "get", "watch", "delete"} <= grants[("kubeflow.org", "tfjobs")][0]
+    # patch: a retried Trainer step adds its pod to the TFJob's owners (tfjob_trainer).
+    assert {"create", "get", "patch", "delete"} <= grants[("kubeflow.org", "tfjobs")][0]
     assert grants[("", "secrets")] == ({"get"}, ["mlpipeline-minio-artifact"])
     assert grants[("", "configmaps")] == ({"get"}, ["kfp-launcher"])
     for (_group, resource), (verbs, _names) in grants.items():
@@ -368,7 +432,8 @@ def test_tfjob_one_chief_two_workers_validates(version):
 
 
 def test_tfjob_with_gpus_lands_on_the_gpu_pool():
-    job = tfjob.render_tfjob("mnist-gpu", "img:1", chief=1, workers=3, gpus_per_worker=2,
+    gpus = accelerators.parse_gpu("nvidia-tesla-t4:2")
+    job = tfjob.render_tfjob("mnist-gpu", "img:1", chief=1, workers=3, accelerator=gpus,
                              command=["python", "train.py"], args=["--steps=10"],
                              env={"EXTRA": "1"}, cpu="4", memory="16Gi", namespace="team-a")
     validate(job, K8S_VERSIONS[-1])
@@ -378,8 +443,9 @@ def test_tfjob_with_gpus_lands_on_the_gpu_pool():
         (container,) = pod["containers"]
         assert container["resources"] == {"requests": {"cpu": "4", "memory": "16Gi"},
                                           "limits": {"memory": "16Gi", "nvidia.com/gpu": "2"}}
-        assert pod["tolerations"] == [tfjob.GPU_TOLERATION]
-        assert pod["nodeSelector"] == tfjob.GPU_NODE_SELECTOR
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal",
+                                       "value": "present", "effect": "NoSchedule"}]
+        assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
         assert container["args"] == ["--steps=10"]
     # Replicas do not share (mutable) pod specs.
     specs = job["spec"]["tfReplicaSpecs"]
@@ -391,7 +457,7 @@ def test_tfjob_workers_only_and_argument_checks():
     validate(job, K8S_VERSIONS[0])
     assert tfjob.replica_counts(job) == {"Worker": 4}
     bad = [dict(name="Bad_Name"), dict(name="x" * 49), dict(chief=2), dict(chief=0, workers=0),
-           dict(gpus_per_worker=-1), dict(command=[]), dict(restart_policy="Sometimes")]
+           dict(command=[]), dict(restart_policy="Sometimes")]
     for override in bad:
         kwargs = dict(name="ok", image="img", command=["python"])
         kwargs.update(override)

@@ -8,12 +8,15 @@ status conditions. Nothing in the client is mocked.
 """
 
 import json
+import multiprocessing
 import os
+import time
 
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from model_garden.kubeflow import accelerators
 from model_garden.kubeflow import tfjob_trainer
 from model_garden.kubeflow import tfjob
 from model_garden.kubeflow import tfjob_entry
@@ -127,6 +130,7 @@ def test_step_creates_a_valid_tfjob_follows_it_and_passes_on_succeeded(tmp_path,
     assert tfjob.replica_counts(job) == {"Chief": 1, "Worker": 2}
     name = job["metadata"]["name"]
     assert len(name) <= 48 and name.startswith("mg-trainer-")
+    assert name == tfjob_trainer.job_name(_serving_model_dir(outputs))  # one name per task
     assert job["metadata"]["ownerReferences"] == [{
         "apiVersion": "v1", "kind": "Pod", "name": POD["name"], "uid": POD["uid"],
         "blockOwnerDeletion": False, "controller": False}]
@@ -137,8 +141,10 @@ def test_step_creates_a_valid_tfjob_follows_it_and_passes_on_succeeded(tmp_path,
         assert container["command"] == ["python", "-m", "model_garden.kubeflow.tfjob_entry"]
         assert container["args"] == ["--fn-args", seen["uri"]]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-        assert pod["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
-        assert pod["tolerations"] == [tfjob.GPU_TOLERATION]
+        assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal",
+                                       "value": "present", "effect": "NoSchedule"}]
+        assert pod["tolerations"] == [accelerators.parse_gpu("nvidia-tesla-t4:1").toleration()]
         assert pod["serviceAccountName"] == "model-garden-pipeline"
 
     # The replicas get the step's FnArgs inputs: run-time steps applied, strategy
@@ -153,8 +159,9 @@ def test_step_creates_a_valid_tfjob_follows_it_and_passes_on_succeeded(tmp_path,
         k: [a.uri for a in v] for k, v in inputs.items()}
     assert seen["outputs"]["model"][0].uri == outputs["model"][0].uri
 
-    # Followed to the end (Created, Running, Succeeded), then deleted.
-    assert len(fake.calls("GET")) == 3
+    # Looked up first (404: no earlier attempt), followed to the end (Created,
+    # Running, Succeeded), then deleted.
+    assert len(fake.calls("GET")) == 4
     assert [p for _, p, _, _ in fake.calls("DELETE")] == [f"{path}/{name}"]
     assert fake.jobs == {}
 
@@ -231,6 +238,126 @@ def test_the_fake_server_rejects_what_a_cluster_rejects(tmp_path):
         assert unauthorized.value.status == 401
 
 
+# --- a retried step re-attaches -----------------------------------------------------------
+
+RETRY_POD = {"name": "model-garden-mnist-abc12-trainer-retry", "uid": "9e8d7c6b-aaaa-bbbb-cccc-ddddeeeeffff"}
+
+
+def _first_attempt(inputs, outputs, props, kubeconfig):
+    """The step's first attempt, in a child process that the test kills (a pre-emption)."""
+    os.environ["KUBECONFIG"] = kubeconfig
+    tfjob_trainer.Executor().Do(inputs, outputs, props)
+
+
+def test_a_retry_after_a_kill_follows_the_running_tfjob(tmp_path, cluster_env, monkeypatch):
+    """Attempt 1 creates the TFJob and is SIGKILLed while it runs; attempt 2 (same
+    output URIs, another pod) creates nothing, adopts the job and follows it to the end."""
+    inputs, outputs = _artifacts(str(tmp_path))
+    seen = {}
+    with FakeKubernetes("Running", on_succeeded=_chief_writes_model(seen)) as fake:
+        cluster_env(fake)
+        props = _exec_properties(_config(timeout_s=None))
+        first = multiprocessing.get_context("fork").Process(
+            target=_first_attempt, args=(inputs, outputs, props, os.environ["KUBECONFIG"]))
+        first.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not any(n >= 3 for n in fake.reads.values()):  # read as Running
+                assert first.is_alive() and time.monotonic() < deadline, "attempt 1 did not start"
+                time.sleep(0.05)
+        finally:
+            first.kill()
+            first.join(10)
+        assert first.exitcode == -9
+        (key,) = fake.jobs
+        assert tfjob_trainer.job_state(fake.jobs[key])[0] == "Running"
+
+        fake.outcome = "Succeeded"  # the job trains on and finishes: the retry's
+        fake.reads[key] = 1  # lookup still sees it Running, a later read Succeeded
+        monkeypatch.setenv("KFP_POD_NAME", RETRY_POD["name"])
+        monkeypatch.setenv("KFP_POD_UID", RETRY_POD["uid"])
+        tfjob_trainer.Executor().Do(inputs, outputs, _exec_properties(_config(timeout_s=30)))
+
+    assert len(fake.calls("POST")) == 1  # one TFJob for the task, never a second
+    (patch,) = fake.calls("PATCH")
+    assert patch[1] == f"/apis/kubeflow.org/v1/namespaces/{key[0]}/tfjobs/{key[1]}"
+    assert patch[2]["content-type"] == "application/merge-patch+json"
+    assert [o["name"] for o in patch[3]["metadata"]["ownerReferences"]] == [
+        POD["name"], RETRY_POD["name"]]  # the job outlives the killed pod
+    assert [p for _, p, _, _ in fake.calls("DELETE")] == [patch[1]]  # deleted once done
+    assert os.path.exists(os.path.join(_serving_model_dir(outputs), "saved_model.pb"))
+    assert seen["outputs"]["model"][0].uri == outputs["model"][0].uri
+
+
+def test_a_retry_reuses_a_succeeded_tfjob(tmp_path, cluster_env):
+    """Killed after the job succeeded but before the step ended: no second training."""
+    inputs, outputs = _artifacts(str(tmp_path))
+    def chief(_job):
+        os.makedirs(_serving_model_dir(outputs))
+        with open(os.path.join(_serving_model_dir(outputs), "saved_model.pb"), "wb") as f:
+            f.write(b"\x08\x01")
+
+    with FakeKubernetes("Succeeded", on_succeeded=chief) as fake:
+        cluster_env(fake)
+        name = tfjob_trainer.job_name(_serving_model_dir(outputs))
+        job = tfjob_trainer.build_tfjob(_config(), name, "ml-team", "gs://b/fn_args.json", POD)
+        api = k8s_client.CustomObjectsApi(
+            __import__("kubernetes").config.new_client_from_config(os.environ["KUBECONFIG"]))
+        api.create_namespaced_custom_object("kubeflow.org", "v1", "ml-team", "tfjobs", job)
+        while tfjob_trainer.job_state(api.get_namespaced_custom_object(
+                "kubeflow.org", "v1", "ml-team", "tfjobs", name))[0] != "Succeeded":
+            pass
+        reads = len(fake.calls("GET"))
+        tfjob_trainer.Executor().Do(inputs, outputs, _exec_properties(_config()))
+    assert len(fake.calls("POST")) == 1 and fake.calls("PATCH") == []
+    assert len(fake.calls("GET")) == reads + 2  # the lookup, then one read: Succeeded
+    assert len(fake.calls("DELETE")) == 1 and fake.jobs == {}
+    # The invocation file is not rewritten for a job that already ran.
+    assert not os.path.exists(os.path.join(outputs["model_run"][0].uri, "tfjob"))
+
+
+def test_a_retry_replaces_a_failed_tfjob(tmp_path, cluster_env):
+    inputs, outputs = _artifacts(str(tmp_path))
+    props = _exec_properties(_config())
+    with FakeKubernetes("Failed") as fake:
+        cluster_env(fake)
+        with pytest.raises(tfjob_trainer.TFJobFailedError):
+            tfjob_trainer.Executor().Do(inputs, outputs, props)
+        ((key, first),) = fake.jobs.items()
+        fake.job_outcomes[key] = "Failed"  # the old job stays failed; a new one succeeds
+        fake.outcome = "Succeeded"
+        fake.on_succeeded = _chief_writes_model({})
+        tfjob_trainer.Executor().Do(inputs, outputs, props)
+    posts = fake.calls("POST")
+    assert len(posts) == 2 and posts[0][3]["metadata"]["name"] == posts[1][3]["metadata"]["name"]
+    # The failed job was deleted before its replacement was created, which then succeeded.
+    methods = [m for m, *_ in fake.requests]
+    assert methods.index("DELETE") < len(methods) - 1 - methods[::-1].index("POST")
+    assert len(fake.calls("DELETE")) == 2 and fake.jobs == {}
+    assert tfjob_trainer.job_state(first)[0] == "Failed"
+
+
+def test_the_fake_server_merge_patches_like_the_api_server(tmp_path):
+    job = tfjob_trainer.build_tfjob(_config(), "mg-trainer-x", "ml-team", "gs://b/f.json", POD)
+    with FakeKubernetes() as fake:
+        from kubernetes import config
+
+        api = k8s_client.CustomObjectsApi(config.new_client_from_config(
+            config_file=fake.write_kubeconfig(str(tmp_path / "kubeconfig"))))
+        api.create_namespaced_custom_object("kubeflow.org", "v1", "ml-team", "tfjobs", job)
+        patched = api.patch_namespaced_custom_object(
+            "kubeflow.org", "v1", "ml-team", "tfjobs", "mg-trainer-x",
+            {"metadata": {"labels": {"extra": "1"}}})
+        assert patched["metadata"]["labels"]["extra"] == "1"
+        assert patched["metadata"]["labels"]["model-garden.io/tfjob"] == "mg-trainer-x"
+        assert patched["metadata"]["resourceVersion"] == "2"
+        with pytest.raises(ApiException) as invalid:
+            api.patch_namespaced_custom_object(
+                "kubeflow.org", "v1", "ml-team", "tfjobs", "mg-trainer-x",
+                {"metadata": {"ownerReferences": [{"kind": "Pod"}]}})  # no name, uid
+        assert invalid.value.status == 422
+
+
 # --- pieces -------------------------------------------------------------------------------
 
 
@@ -253,6 +380,10 @@ def test_settings_are_validated():
         tfjob_trainer.TFJobConfig(image=IMAGE, workers=1)
     with pytest.raises(ValueError, match="without gpus_per_replica"):
         tfjob_trainer.TFJobConfig(image=IMAGE, workers=2, gpu_type="nvidia-l4")
+    with pytest.raises(ValueError, match="needs a gpu_type"):
+        tfjob_trainer.TFJobConfig(image=IMAGE, workers=2, gpus_per_replica=1)
+    with pytest.raises(ValueError, match="not a GKE GPU type"):
+        tfjob_trainer.TFJobConfig(image=IMAGE, workers=2, gpus_per_replica=1, gpu_type="T4")
     with pytest.raises(ValueError, match="unknown TFJob settings"):
         tfjob_trainer.TFJobConfig.from_json(json.dumps({"image": IMAGE, "workers": 2, "gpu": 1}))
     config = _config()

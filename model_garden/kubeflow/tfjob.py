@@ -6,7 +6,7 @@ service account (``kubernetes/rbac.yaml`` grants ``tfjobs`` create/get/watch/
 delete)::
 
     job = render_tfjob("mnist-train", image, command=["python", "-m", "my.trainer"],
-                       chief=1, workers=2, gpus_per_worker=1)
+                       chief=1, workers=2, accelerator=parse_gpu("nvidia-tesla-t4:1"))
     CustomObjectsApi().create_namespaced_custom_object(
         "kubeflow.org", "v1", job["metadata"]["namespace"], "tfjobs", job)
 
@@ -20,15 +20,12 @@ checkpoints and the SavedModel), ``Worker`` replicas are ``worker:0..N-1``.
 import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from model_garden.kubeflow.accelerators import Accelerator
+
 #: The container the Training Operator injects TF_CONFIG into (and requires).
 CONTAINER_NAME = "tensorflow"
 #: Replica restart policies of kubeflow.org/v1 (common RestartPolicy).
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
-#: Node pool label and taint of kubernetes/nodepools/gpu-nodepool.yaml.
-GPU_NODE_SELECTOR = {"model-garden.io/accelerator": "nvidia-gpu"}
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
-                  "effect": "NoSchedule"}
-GPU_RESOURCE = "nvidia.com/gpu"
 
 # Pod and service names are "<name>-worker-<i>": keep them within 63 characters.
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -42,7 +39,7 @@ def render_tfjob(
     chief: int = 1,
     workers: int = 2,
     command: Sequence[str],
-    gpus_per_worker: int = 0,
+    accelerator: Optional[Accelerator] = None,
     namespace: str = "kubeflow",
     args: Sequence[str] = (),
     env: Optional[Mapping[str, str]] = None,
@@ -61,9 +58,12 @@ def render_tfjob(
       chief: 0 or 1 ``Chief`` replica (with 0, worker 0 acts as chief).
       workers: number of ``Worker`` replicas.
       command: the training entry point, e.g. ``["python", "-m", "..."]``.
-      gpus_per_worker: ``nvidia.com/gpu`` per training replica (chief and
-        workers: with MultiWorkerMirroredStrategy the chief trains too); > 0
-        also adds the GPU pool's toleration and node selector.
+      accelerator: the GPUs (or TPU chips) of each training replica (chief
+        and workers: with MultiWorkerMirroredStrategy the chief trains too),
+        from :mod:`model_garden.kubeflow.accelerators`: its resource limit,
+        the pool's toleration (:meth:`Accelerator.toleration`) and GKE's node
+        label (:meth:`Accelerator.node_selector`, e.g.
+        ``cloud.google.com/gke-accelerator: nvidia-tesla-t4``).
       namespace: where the job runs.
       args: arguments after ``command``.
       env: extra environment variables (``TF_USE_LEGACY_KERAS=1`` is set).
@@ -77,8 +77,8 @@ def render_tfjob(
       labels: extra labels on the job and its pods.
 
     Raises:
-      ValueError: an invalid name, replica count, GPU count, restart policy or
-        an empty command.
+      ValueError: an invalid name, replica count, restart policy or an empty
+        command.
     """
     if not (_NAME.match(name or "") and len(name) <= _MAX_NAME):
         raise ValueError(f"TFJob name {name!r} must be a DNS-1035 label of at most "
@@ -87,8 +87,6 @@ def render_tfjob(
         raise ValueError(f"chief must be 0 or 1, not {chief}")
     if workers < 0 or chief + workers < 1:
         raise ValueError(f"need at least one replica (chief={chief}, workers={workers})")
-    if gpus_per_worker < 0:
-        raise ValueError(f"gpus_per_worker must be >= 0, not {gpus_per_worker}")
     if restart_policy not in RESTART_POLICIES:
         raise ValueError(f"restart_policy must be one of {RESTART_POLICIES}")
     if not command or not all(isinstance(c, str) and c for c in command):
@@ -113,17 +111,17 @@ def render_tfjob(
     if memory:
         resources.setdefault("requests", {})["memory"] = str(memory)
         resources.setdefault("limits", {})["memory"] = str(memory)
-    if gpus_per_worker:
-        resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus_per_worker)
+    if accelerator:
+        resources.setdefault("limits", {})[accelerator.resource] = str(accelerator.count)
     if resources:
         container["resources"] = resources
 
     pod_spec: Dict = {"containers": [container]}
     if service_account:
         pod_spec["serviceAccountName"] = service_account
-    if gpus_per_worker:
-        pod_spec["tolerations"] = [dict(GPU_TOLERATION)]
-        pod_spec["nodeSelector"] = dict(GPU_NODE_SELECTOR)
+    if accelerator:
+        pod_spec["tolerations"] = [accelerator.toleration()]
+        pod_spec["nodeSelector"] = accelerator.node_selector()
 
     def replica(count: int) -> Dict:
         return {
@@ -169,5 +167,4 @@ def replica_counts(job: Mapping) -> Dict[str, int]:
     return {kind: int(spec.get("replicas", 1)) for kind, spec in specs.items()}
 
 
-__all__: List[str] = ["render_tfjob", "replica_counts", "CONTAINER_NAME", "GPU_TOLERATION",
-                      "GPU_NODE_SELECTOR", "RESTART_POLICIES"]
+__all__: List[str] = ["render_tfjob", "replica_counts", "CONTAINER_NAME", "RESTART_POLICIES"]
