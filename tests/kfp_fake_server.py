@@ -95,8 +95,9 @@ class FakeKfpServer:
       token: when set, every request must carry ``Authorization: Bearer <token>``.
       cookie: when set, every request's ``Cookie`` header must contain it.
       multi_user: what ``/healthz`` reports.
-      max_page_size: list calls return at most this many items a page (the
-        real server caps ``page_size`` too), with a ``next_page_token``.
+      max_page_size: list calls return at most this many items a page, with
+        a ``next_page_token`` (the real server caps ``page_size`` at 200:
+        ``maxPageSize`` in kubeflow/pipelines ``backend/src/apiserver/list/list.go``).
     """
 
     def __init__(self, token: Optional[str] = None, cookie: Optional[str] = None,

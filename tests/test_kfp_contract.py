@@ -1,12 +1,23 @@
-"""Contract test: model_garden.kubeflow.client/kfp_commands against the KFP v2beta1 API.
+"""Contract test: model_garden.kubeflow.client/commands against the KFP v2beta1 API.
 
 The real ``kfp.Client`` (SDK 2.5, ``kfp_server_api``) talks HTTP to
 :class:`tests.kfp_fake_server.FakeKfpServer` on 127.0.0.1; the tests assert
-what goes over the wire: method, path, query and body (the uploaded bytes,
-the run and recurring-run bodies, the runtime parameters, the experiment)
-and the auth headers, and that no credential shows up in any output.
-The pipeline package is compiled here by ``kfp.compiler`` from a trivial
-pipeline.
+what goes over the wire, shaped as kubeflow/pipelines ``backend/api/v2beta1``
+declares it: ``pipeline.proto`` (``ListPipelines``/``ListPipelineVersions``
+with a ``filter``, ``GetPipelineVersion``) and the upload endpoints
+(``/apis/v2beta1/pipelines/upload[_version]``, multipart ``uploadfile`` with
+``name``/``pipelineid``/``namespace`` query parameters, served by
+``backend/src/apiserver/server/pipeline_upload_server.go``), ``experiment.proto``
+(``display_name``, ``namespace``), ``run.proto`` (``display_name``,
+``experiment_id``, ``pipeline_spec`` or ``pipeline_version_reference``,
+``runtime_config``, ``service_account``; ``ListRuns`` with ``sort_by``),
+``recurring_run.proto`` (``trigger.cron_schedule.cron``, ``max_concurrency``,
+``no_catchup``, ``mode: ENABLE``), ``runtime_config.proto`` (typed
+``parameters``, ``pipeline_root``), ``filter.proto`` (``EQUALS`` on
+``display_name``) and ``healthz.proto``; plus the auth headers, and that no
+credential shows up in any output. What is ``kfp.Client``'s own behaviour is
+tested through our commands only. The pipeline package is compiled here by
+``kfp.compiler`` from a trivial pipeline.
 """
 
 import json
@@ -90,12 +101,15 @@ def _free_port() -> int:
 
 def test_upload_new_pipeline_sends_the_package_bytes(server, package):
     client = kfp_client.connect(server.url)
-    done = kfp_client.upload(client, package, "mnist", description="MNIST CNN")
+    pipeline_id, version, new = kfp_client.upload(client, package, "mnist",
+                                                  description="MNIST CNN")
 
-    assert done.new_pipeline and done.pipeline_name == "mnist"
+    assert new and server.pipelines[pipeline_id]["display_name"] == "mnist"
+    # kfp.Client.get_pipeline_id's lookup: a filter.proto Filter as JSON, the
+    # enum by number (v2beta1 Predicate.Operation EQUALS = 1).
     lookup = server.calls("GET", f"{API}/pipelines")[0]
     assert json.loads(lookup.q("filter")) == {"predicates": [
-        {"operation": "EQUALS", "key": "display_name", "stringValue": "mnist"}]}
+        {"operation": 1, "key": "display_name", "stringValue": "mnist"}]}
     upload = server.calls("POST", f"{API}/pipelines/upload")
     assert len(upload) == 1
     assert upload[0].q("name") == "mnist" and upload[0].q("description") == "MNIST CNN"
@@ -105,31 +119,31 @@ def test_upload_new_pipeline_sends_the_package_bytes(server, package):
         assert data == f.read()
     assert filename == os.path.basename(package)
     # The first version, named after the pipeline by KFP, is looked up for its id.
-    assert done.version_id == server.versions[done.pipeline_id][0]["pipeline_version_id"]
-    assert done.version_name == "mnist"
+    assert version.pipeline_version_id == server.versions[pipeline_id][0]["pipeline_version_id"]
+    assert version.display_name == "mnist"
 
 
 def test_upload_existing_name_adds_a_version(server, package):
     client = kfp_client.connect(server.url)
-    first = kfp_client.upload(client, package, "mnist")
-    second = kfp_client.upload(client, package, "mnist", "v2")
-    third = kfp_client.upload(client, package, "mnist")  # default version name
+    first_id, _, _ = kfp_client.upload(client, package, "mnist")
+    second_id, second, new = kfp_client.upload(client, package, "mnist", "v2")
+    _, third, _ = kfp_client.upload(client, package, "mnist")  # default version name
 
-    assert not second.new_pipeline and second.pipeline_id == first.pipeline_id
+    assert not new and second_id == first_id
     versions = server.calls("POST", f"{API}/pipelines/upload_version")
-    assert [v.q("pipelineid") for v in versions] == [first.pipeline_id] * 2
-    assert versions[0].q("name") == "v2" and second.version_name == "v2"
-    assert versions[1].q("name").startswith("mnist-") and third.version_name == versions[1].q("name")
+    assert [v.q("pipelineid") for v in versions] == [first_id] * 2
+    assert versions[0].q("name") == "v2" and second.display_name == "v2"
+    assert versions[1].q("name").startswith("mnist-") and third.display_name == versions[1].q("name")
     with open(package, "rb") as f:
         assert versions[0].files["uploadfile"][1] == f.read()
     assert len(server.calls("POST", f"{API}/pipelines/upload")) == 1
-    assert [v["display_name"] for v in server.versions[first.pipeline_id]] == [
-        "mnist", "v2", third.version_name]
+    assert [v["display_name"] for v in server.versions[first_id]] == [
+        "mnist", "v2", third.display_name]
 
 
 def test_submit_package_creates_experiment_and_typed_parameters(server, package):
     client = kfp_client.connect(server.url)
-    done = kfp_client.submit(
+    run, exp = kfp_client.submit(
         client, package, experiment="mnist-dev", run_name="mnist-r1",
         params={"train_steps": "800", "learning_rate": "0.25", "use_gpu": "true",
                 "message": "hi"},
@@ -140,10 +154,10 @@ def test_submit_package_creates_experiment_and_typed_parameters(server, package)
     assert json.loads(lookup.q("filter"))["predicates"][0]["stringValue"] == "mnist-dev"
     created = server.calls("POST", f"{API}/experiments")
     assert len(created) == 1 and created[0].json["display_name"] == "mnist-dev"
-    (run,) = server.calls("POST", f"{API}/runs")
-    body = run.json
+    (sent,) = server.calls("POST", f"{API}/runs")
+    body = sent.json
     assert body["display_name"] == "mnist-r1"
-    assert body["experiment_id"] == done.experiment_id == next(iter(server.experiments))
+    assert body["experiment_id"] == exp.experiment_id == next(iter(server.experiments))
     assert body["runtime_config"] == {
         "parameters": {"train_steps": 800, "learning_rate": 0.25, "use_gpu": True,
                        "message": "hi"},
@@ -152,14 +166,14 @@ def test_submit_package_creates_experiment_and_typed_parameters(server, package)
     assert body["pipeline_spec"] == _as_sent(_spec_dict(package))
     assert "pipeline_version_reference" not in body
     assert body["service_account"] == "model-garden-pipeline"
-    assert done.run_id in server.runs
-    assert done.run_name == "mnist-r1" and done.experiment_name == "mnist-dev"
+    assert run.run_id in server.runs and run.display_name == "mnist-r1"
+    assert exp.display_name == "mnist-dev"
 
 
 def test_submit_reuses_an_existing_experiment(server, package):
     client = kfp_client.connect(server.url)
-    first = kfp_client.submit(client, package, experiment="shared")
-    second = kfp_client.submit(client, package, experiment="shared")
+    _, first = kfp_client.submit(client, package, experiment="shared")
+    _, second = kfp_client.submit(client, package, experiment="shared")
     assert len(server.calls("POST", f"{API}/experiments")) == 1
     assert first.experiment_id == second.experiment_id
     names = [r.json["display_name"] for r in server.calls("POST", f"{API}/runs")]
@@ -169,27 +183,32 @@ def test_submit_reuses_an_existing_experiment(server, package):
 def test_submit_uploaded_version_by_name(server, package):
     client = kfp_client.connect(server.url)
     kfp_client.upload(client, package, "mnist")
-    v2 = kfp_client.upload(client, package, "mnist", "v2")
-    done = kfp_client.submit(client, pipeline_name="mnist", version_name="v2",
-                             params={"train_steps": "5"}, experiment="e")
+    pipeline_id, v2, _ = kfp_client.upload(client, package, "mnist", "v2")
+    run, _ = kfp_client.submit(client, pipeline_name="mnist", version_name="v2",
+                               params={"train_steps": "5"}, experiment="e")
     body = server.calls("POST", f"{API}/runs")[0].json
     assert body["pipeline_version_reference"] == {
-        "pipeline_id": v2.pipeline_id, "pipeline_version_id": v2.version_id}
+        "pipeline_id": pipeline_id, "pipeline_version_id": v2.pipeline_version_id}
     assert "pipeline_spec" not in body
     # Typed from the spec stored with the version (GET .../versions/{id}).
     assert body["runtime_config"]["parameters"] == {"train_steps": 5}
-    assert server.calls("GET", f"{API}/pipelines/{v2.pipeline_id}/versions/{v2.version_id}")
-    assert server.runs[done.run_id]["pipeline_version_reference"]["pipeline_version_id"] == v2.version_id
+    assert server.calls("GET", f"{API}/pipelines/{pipeline_id}/versions/{v2.pipeline_version_id}")
+    assert server.runs[run.run_id]["pipeline_version_reference"]["pipeline_version_id"] == \
+        v2.pipeline_version_id
+    # kfp.Client would drop a caching override for a version silently: refused here.
+    with pytest.raises(kfp_client.KfpError, match="applies to a PACKAGE file"):
+        kfp_client.submit(client, pipeline_name="mnist", enable_caching=False)
+    assert len(server.calls("POST", f"{API}/runs")) == 1
 
 
 def test_submit_newest_version_by_default(server, package):
     client = kfp_client.connect(server.url)
     kfp_client.upload(client, package, "mnist")
-    newest = kfp_client.upload(client, package, "mnist", "v9")
+    pipeline_id, newest, _ = kfp_client.upload(client, package, "mnist", "v9")
     kfp_client.submit(client, pipeline_name="mnist", experiment="e")
     ref = server.calls("POST", f"{API}/runs")[0].json["pipeline_version_reference"]
-    assert ref["pipeline_version_id"] == newest.version_id
-    listing = server.calls("GET", f"{API}/pipelines/{newest.pipeline_id}/versions")[-1]
+    assert ref["pipeline_version_id"] == newest.pipeline_version_id
+    listing = server.calls("GET", f"{API}/pipelines/{pipeline_id}/versions")[-1]
     assert listing.q("sort_by") == "created_at desc"
 
 
@@ -206,8 +225,8 @@ def test_bad_parameters_are_refused_before_any_run(server, package):
 
 def test_schedule_sends_cron_with_seconds_concurrency_and_no_catchup(server, package):
     client = kfp_client.connect(server.url)
-    done = kfp_client.schedule(client, package, cron="0 3 * * *", experiment="nightly",
-                               params={"train_steps": "100"}, job_name="mnist-nightly")
+    job, exp, cron = kfp_client.schedule(client, package, cron="0 3 * * *", experiment="nightly",
+                                         params={"train_steps": "100"}, job_name="mnist-nightly")
     (req,) = server.calls("POST", f"{API}/recurringruns")
     body = req.json
     assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
@@ -216,27 +235,29 @@ def test_schedule_sends_cron_with_seconds_concurrency_and_no_catchup(server, pac
     assert body["mode"] == "ENABLE"
     assert body["display_name"] == "mnist-nightly"
     assert body["runtime_config"] == {"parameters": {"train_steps": 100}}
-    assert body["experiment_id"] == done.experiment_id
-    assert server.experiments[done.experiment_id]["display_name"] == "nightly"
+    assert body["experiment_id"] == exp.experiment_id
+    assert server.experiments[exp.experiment_id]["display_name"] == "nightly"
     assert body["pipeline_spec"] == _as_sent(_spec_dict(package))
-    assert done.cron == "0 0 3 * * *"
-    assert server.recurring_runs[done.recurring_run_id]["status"] == "ENABLED"
+    assert cron == "0 0 3 * * *"
+    assert server.recurring_runs[job.recurring_run_id]["status"] == "ENABLED"
 
 
 def test_schedule_uploaded_pipeline_and_argument_checks(server, package):
     client = kfp_client.connect(server.url)
-    up = kfp_client.upload(client, package, "mnist")
+    pipeline_id, _, _ = kfp_client.upload(client, package, "mnist")
     kfp_client.schedule(client, pipeline_name="mnist", cron="30 0 2 * * 1-5",
                         max_concurrency=2, no_catchup=False, experiment="weekdays")
     body = server.calls("POST", f"{API}/recurringruns")[0].json
     assert body["trigger"]["cron_schedule"]["cron"] == "30 0 2 * * 1-5"
     assert body["max_concurrency"] == 2 and body["no_catchup"] is False
-    assert body["pipeline_version_reference"]["pipeline_id"] == up.pipeline_id
+    assert body["pipeline_version_reference"]["pipeline_id"] == pipeline_id
     with pytest.raises(kfp_client.KfpError, match="fields"):
         kfp_client.schedule(client, pipeline_name="mnist", cron="3 * *")
-    with pytest.raises(kfp_client.KfpError, match=r"max_concurrency must be in \[1, 10\]"):
+    with pytest.raises(kfp_client.KfpApiError, match="max concurrency"):  # the server's check
         kfp_client.schedule(client, pipeline_name="mnist", max_concurrency=0)
-    assert len(server.calls("POST", f"{API}/recurringruns")) == 1
+    # The bad cron never left; the bad concurrency was refused by the server.
+    assert len(server.calls("POST", f"{API}/recurringruns")) == 2
+    assert len(server.recurring_runs) == 1
 
 
 @pytest.mark.parametrize("given,expected", [
@@ -257,50 +278,29 @@ def test_to_kfp_cron_rejects_other_field_counts():
             kfp_client.to_kfp_cron(bad)
 
 
-def test_list_runs_pages_newest_first(package):
-    with FakeKfpServer(max_page_size=2) as server:
+def test_list_runs_newest_first_in_one_request(package):
+    with FakeKfpServer() as server:
         client = kfp_client.connect(server.url)
         for i in range(5):
             kfp_client.submit(client, package, experiment="e", run_name=f"run-{i}")
         kfp_client.submit(client, package, experiment="other", run_name="elsewhere")
 
-        rows = kfp_client.list_runs(client, experiment="e")
-        assert [r.name for r in rows] == [f"run-{i}" for i in (4, 3, 2, 1, 0)]
-        assert all(isinstance(r, tuple) and len(r) == 4 for r in rows)
-        run_id, name, state, created_at = rows[0]
-        assert run_id in server.runs and name == "run-4" and state == "PENDING"
-        assert created_at.isoformat().startswith("2024-05-01T12:00:")
-        gets = server.calls("GET", f"{API}/runs")
+        rows = kfp_client.list_runs(client, experiment="e", limit=3)
+        assert [r.display_name for r in rows] == ["run-4", "run-3", "run-2"]
+        assert rows[0].run_id in server.runs and rows[0].state == "PENDING"
+        assert rows[0].created_at.isoformat().startswith("2024-05-01T12:00:")
+        (get,) = server.calls("GET", f"{API}/runs")
         exp_id = next(e["experiment_id"] for e in server.experiments.values()
                       if e["display_name"] == "e")
-        assert [g.q("experiment_id") for g in gets] == [exp_id] * 3
-        assert all(g.q("sort_by") == "created_at desc" for g in gets)
-        assert [bool(g.q("page_token")) for g in gets] == [False, True, True]
+        assert get.q("experiment_id") == exp_id and get.q("page_size") == "3"
+        assert get.q("sort_by") == "created_at desc"
 
         assert len(kfp_client.list_runs(client)) == 6
-        assert len(kfp_client.list_runs(client, limit=3)) == 3
+        # KFP serves at most 200 a page (list.go maxPageSize): never ask for more.
+        kfp_client.list_runs(client, limit=1000)
+        assert server.calls("GET", f"{API}/runs")[-1].q("page_size") == "200"
         with pytest.raises(kfp_client.KfpError, match="No experiment is found with name nope"):
             kfp_client.list_runs(client, experiment="nope")
-
-
-def test_pipeline_job_json_from_kubeflow_v2_dag_runner(server, package, tmp_path):
-    """KubeflowV2DagRunner's default output: a PipelineJob JSON with runtimeConfig."""
-    job = {"displayName": "contract-pipeline", "labels": {"tfx_runner": "kubeflow_v2"},
-           "pipelineSpec": _spec_dict(package),
-           "runtimeConfig": {"gcsOutputDirectory": "gs://bucket/tfx-root"}}
-    path = tmp_path / "pipeline.json"
-    path.write_text(json.dumps(job))
-    client = kfp_client.connect(server.url)
-
-    kfp_client.upload(client, str(path), "from-json")
-    uploaded = yaml.safe_load(server.calls("POST", f"{API}/pipelines/upload")[0].files["uploadfile"][1])
-    assert uploaded["defaultPipelineRoot"] == "gs://bucket/tfx-root"
-    assert uploaded["root"] == job["pipelineSpec"]["root"]
-
-    kfp_client.submit(client, str(path), experiment="e")
-    body = server.calls("POST", f"{API}/runs")[0].json
-    assert body["runtime_config"]["pipeline_root"] == "gs://bucket/tfx-root"
-    assert body["pipeline_spec"]["pipelineInfo"]["name"] == "contract-pipeline"
 
 
 def test_not_a_pipeline_package(server, tmp_path):
@@ -329,7 +329,7 @@ def test_token_goes_in_the_authorization_header(package):
 
 def test_missing_token_is_rejected_by_the_gateway(package):
     with FakeKfpServer(token=TOKEN) as server:
-        client = kfp_client.connect(server.url, namespace="team-a")  # no healthz retries
+        client = kfp_client.connect(server.url, namespace="team-a")  # no healthz probe
         with pytest.raises(kfp_client.KfpApiError, match="HTTP 401") as err:
             kfp_client.upload(client, package, "mnist")
         assert err.value.status == 401
@@ -441,7 +441,7 @@ def test_cli_upload_submit_schedule_runs(package, caplog):
         sub = _invoke(["submit", "--pipeline-name", "mnist", "--version-name", "v2",
                        "--experiment", "mnist-dev", "--run-name", "r1",
                        "--param", "train_steps=800", "--param", "message=a=b",
-                       "--pipeline-root", "gs://b/r", "--no-caching", *host], env)
+                       "--pipeline-root", "gs://b/r", *host], env)
         assert sub.exit_code == 0, sub.output
         assert "run 'r1'" in sub.output and "experiment 'mnist-dev'" in sub.output
         run = server.calls("POST", f"{API}/runs")[0].json
@@ -520,9 +520,14 @@ def test_cli_user_errors_are_one_line(package, tmp_path):
         assert unknown.exit_code == 1 and "no pipeline is named 'never-uploaded'" in unknown.output
         cron = _invoke(["schedule", package, "--cron", "0 3 *", "--host", server.url])
         assert cron.exit_code == 1 and "expected 5" in cron.output
+        caching = _invoke(["submit", "--pipeline-name", "x", "--no-caching", "--host",
+                           server.url])
+        assert caching.exit_code == 1 and "applies to a PACKAGE file" in caching.output
+        limit = _invoke(["runs", "--limit", "201", "--host", server.url])
+        assert limit.exit_code == 2 and "1<=x<=200" in limit.output
         conc = _invoke(["schedule", package, "--max-concurrency", "11", "--host", server.url])
         assert conc.exit_code == 2
         assert not server.calls("POST", f"{API}/runs")
         assert not server.calls("POST", f"{API}/recurringruns")
-        for result in (bad_param, no_eq, both, unknown, cron, conc):
+        for result in (bad_param, no_eq, both, unknown, cron, caching, limit, conc):
             assert "Traceback" not in result.output

@@ -1,7 +1,9 @@
 """``model-garden upload|submit|schedule|runs``: a compiled pipeline on a KFP cluster.
 
-Click commands over :mod:`model_garden.kubeflow.client`, added to the
-``model-garden`` group with ``cli.add_command`` (see :data:`COMMANDS`)::
+Click commands over ``kfp.Client`` and what :mod:`model_garden.kubeflow.client`
+adds to it, added to the ``model-garden`` group with ``cli.add_command`` (see
+:data:`COMMANDS`); for everything else (runs' details, archiving, deleting)
+use the ``kfp`` CLI of the same ``kfp`` package::
 
     model-garden compile mnist -o mnist.yaml --image ... --pipeline-root gs://...
     model-garden upload mnist.yaml --pipeline-name mnist --version-name v2
@@ -76,7 +78,8 @@ def _run_options(f):
                      help="Kubernetes service account of the run's pods "
                           "(e.g. model-garden-pipeline, kubernetes/rbac.yaml)."),
         click.option("--caching/--no-caching", "enable_caching", default=None,
-                     help="Override the compiled caching option of every step."),
+                     help="Override the compiled caching option of every step (a PACKAGE "
+                          "file only: an uploaded version runs with its own)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -105,7 +108,7 @@ def _user_errors(*secrets: Optional[str]) -> Iterator[None]:
     """KfpError and argument errors as one line (exit 1), never a traceback."""
     try:
         yield
-    except (kfp_client.KfpError, ValueError, OSError) as e:
+    except (kfp_client.KfpError, ValueError, OSError) as e:  # ValueError: kfp.Client's checks
         raise click.ClickException(_redact(str(e), secrets)) from None
 
 
@@ -133,11 +136,13 @@ def upload(package, pipeline_name, version_name, description, host, namespace, t
     """Upload PACKAGE (a compiled PipelineSpec YAML) as a pipeline or a new version."""
     with _user_errors(token, cookies):
         client = _connect(host, namespace, token, cookies)
-        done = kfp_client.upload(client, package, pipeline_name, version_name,
-                                 description=description, namespace=namespace)
-    what = "new pipeline" if done.new_pipeline else "new version of pipeline"
-    click.echo(f"{what} {done.pipeline_name!r} ({done.pipeline_id}): "
-               f"version {done.version_name!r} ({done.version_id})")
+        pipeline_id, version, new = kfp_client.upload(
+            client, package, pipeline_name, version_name, description=description,
+            namespace=namespace)
+    name = pipeline_name or kfp_client.read_spec(package)["pipelineInfo"]["name"]
+    what = "new pipeline" if new else "new version of pipeline"
+    click.echo(f"{what} {name!r} ({pipeline_id}): "
+               f"version {version.display_name!r} ({version.pipeline_version_id})")
 
 
 @click.command("submit")
@@ -152,13 +157,13 @@ def submit(package, pipeline_name, version_name, run_name, experiment, params, p
     parsed = _parse_params(params)
     with _user_errors(token, cookies):
         client = _connect(host, namespace, token, cookies)
-        done = kfp_client.submit(
+        run, exp = kfp_client.submit(
             client, package, pipeline_name=pipeline_name, version_name=version_name,
             params=parsed, experiment=experiment, run_name=run_name, namespace=namespace,
             pipeline_root=pipeline_root, enable_caching=enable_caching,
             service_account=service_account)
-    click.echo(f"run {done.run_name!r} ({done.run_id}) in experiment "
-               f"{done.experiment_name!r} ({done.experiment_id})")
+    click.echo(f"run {run.display_name!r} ({run.run_id}) in experiment "
+               f"{experiment!r} ({exp.experiment_id})")
 
 
 @click.command("schedule")
@@ -182,19 +187,22 @@ def schedule(package, pipeline_name, version_name, cron, max_concurrency, catchu
     parsed = _parse_params(params)
     with _user_errors(token, cookies):
         client = _connect(host, namespace, token, cookies)
-        done = kfp_client.schedule(
+        job, _exp, kfp_cron = kfp_client.schedule(
             client, package, pipeline_name=pipeline_name, version_name=version_name,
             cron=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
             params=parsed, experiment=experiment, job_name=job_name, namespace=namespace,
             pipeline_root=pipeline_root, enable_caching=enable_caching,
             service_account=service_account)
-    click.echo(f"recurring run {done.name!r} ({done.recurring_run_id}) in experiment "
-               f"{done.experiment_name!r}: cron {done.cron!r}")
+    click.echo(f"recurring run {job.display_name!r} ({job.recurring_run_id}) in experiment "
+               f"{experiment!r}: cron {kfp_cron!r}")
 
 
 @click.command("runs")
 @click.option("--experiment", default=None, help="Only this experiment's runs.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--limit", default=20, show_default=True,
+              type=click.IntRange(1, kfp_client.MAX_PAGE_SIZE),
+              help="Newest runs to show (KFP's API returns at most "
+                   f"{kfp_client.MAX_PAGE_SIZE} at once).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @_connection_options
 def runs(experiment, limit, as_json, host, namespace, token, cookies):
@@ -205,12 +213,12 @@ def runs(experiment, limit, as_json, host, namespace, token, cookies):
     if as_json:
         for row in rows:
             click.echo(json.dumps({
-                "id": row.id, "name": row.name, "state": row.state,
+                "id": row.run_id, "name": row.display_name, "state": row.state or "",
                 "created_at": row.created_at.isoformat() if row.created_at else None}))
         return
     table = [("RUN ID", "NAME", "STATE", "CREATED")] + [
-        (r.id, r.name or "", r.state, r.created_at.isoformat() if r.created_at else "")
-        for r in rows]
+        (r.run_id, r.display_name or "", r.state or "",
+         r.created_at.isoformat() if r.created_at else "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
