@@ -127,11 +127,13 @@ def _configure_collectives() -> None:
     example after ``tf.config.list_logical_devices``, which
     ``strategies.get_strategy`` calls first) raises "Collective ops must be
     configured at program startup". Creating one here, from ``TF_CONFIG``,
-    configures them; the run_fn's own instance then reuses that configuration.
+    configures them; ``strategies.get_strategy("multi_worker")`` keeps that
+    instance, so the run_fn's call returns it instead of creating a second one
+    (a second instance re-initializes the collectives and can hang a replica).
     """
-    import tensorflow as tf
+    from model_garden.trainers import strategies
 
-    tf.distribute.MultiWorkerMirroredStrategy()
+    strategies.get_strategy("multi_worker")
 
 
 def run(uri: str, tf_config: Optional[Mapping[str, Any]] = None) -> str:

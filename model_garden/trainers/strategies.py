@@ -24,6 +24,9 @@ import os
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
+_MULTI_WORKER = None  # the process's one MultiWorkerMirroredStrategy
+
+
 def get_strategy(name: str = "auto"):
     """Returns the ``tf.distribute.Strategy`` called ``name``.
 
@@ -32,7 +35,8 @@ def get_strategy(name: str = "auto"):
 
     Returns:
       A ``tf.distribute.Strategy``; build and compile the model inside its
-      ``scope()``.
+      ``scope()``. ``multi_worker`` returns the same instance on every call in
+      a process (the one ``kubeflow.tfjob_entry`` creates at start-up).
 
     Raises:
       ValueError: ``name`` is not one of :data:`STRATEGIES`.
@@ -50,7 +54,13 @@ def get_strategy(name: str = "auto"):
                 "strategy multi_worker needs TF_CONFIG (cluster and task); "
                 "run the Trainer as a TFJob or set TF_CONFIG"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        global _MULTI_WORKER
+        if _MULTI_WORKER is None:
+            # One per process: a second instance re-initializes the collective
+            # ops under a running cluster, and a replica can hang there waiting
+            # for peers that have already moved on.
+            _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        return _MULTI_WORKER
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) > 1:
