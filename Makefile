@@ -16,7 +16,7 @@ OUTPUT ?= model-garden-output
 
 IMAGE ?= model-garden:dev
 
-.PHONY: setup lock demo test test-fast test-slow bench image clean
+.PHONY: setup lock demo test test-fast test-slow bench image base-image kfp-venv kfp-local clean
 
 setup:  ## venv (Python 3.10) from the committed lock, package installed
 	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found (pyenv install 3.10)"; exit 1; }
@@ -46,8 +46,80 @@ test-slow:
 bench:  ## benchmarks: print the results table
 	$(PY) benchmarks/run.py
 
-image:  ## the pipeline image (Dockerfile): TFX 1.16 base + requirements.lock + the package
-	docker build -t $(IMAGE) .
+# The pipeline image: docker where a Docker engine answers, else podman
+# (scripts/podman-setup.sh installs and configures it, as root).  podman here
+# reaches no image registry, so its default base is the local stand-in that
+# scripts/base-image.sh imports; BASE_IMAGE=... overrides either way.
+# podman: --format docker, or the Dockerfile's SHELL is ignored (OCI format).
+CONTAINER_ENGINE ?=
+BASE_IMAGE ?=
+LOCAL_BASE_IMAGE ?= localhost/model-garden-base:bookworm-py3.10
+CA_BUNDLE ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt))
+INDEX_URL ?= $(firstword $(filter http://% https://%,$(UV_DEFAULT_INDEX) $(UV_INDEX_URL) $(PIP_INDEX_URL)))
+
+image:  ## the pipeline image (Dockerfile): TFX 1.16 base (or LOCAL_BASE_IMAGE on podman) + requirements.lock + the package
+	@engine="$(CONTAINER_ENGINE)"; base="$(BASE_IMAGE)"; \
+	if [ -z "$$engine" ]; then \
+	  if docker info >/dev/null 2>&1; then engine=docker; \
+	  elif command -v podman >/dev/null 2>&1; then engine=podman; \
+	  else echo "error: no Docker engine and no podman (sudo bash scripts/podman-setup.sh)"; exit 1; fi; \
+	fi; \
+	extra=(); \
+	if [ "$$engine" = podman ]; then \
+	  extra+=(--network host --format docker); \
+	  if [ -z "$$base" ]; then bash scripts/base-image.sh; base="$(LOCAL_BASE_IMAGE)"; fi; \
+	fi; \
+	if [ -n "$$base" ]; then extra+=(--build-arg "BASE_IMAGE=$$base"); fi; \
+	if [ -n "$(INDEX_URL)" ]; then extra+=(--build-arg "INDEX_URL=$(INDEX_URL)"); fi; \
+	if [ -n "$(CA_BUNDLE)" ]; then extra+=(--secret "id=ca,src=$(CA_BUNDLE)"); fi; \
+	echo "$$engine build $${extra[*]} -t $(IMAGE) ."; \
+	start=$$(date +%s); \
+	$$engine build "$${extra[@]}" -t $(IMAGE) . && \
+	echo "built $(IMAGE) with $$engine in $$(( $$(date +%s) - start )) s"
+
+base-image:  ## podman only: the registry-free base image (debootstrap bookworm + this machine's Python 3.10)
+	bash scripts/base-image.sh
+
+# kfp.local (KFP's local orchestrator, kfp >= 2.7) in a tool venv of its own:
+# the lock's kfp 2.5 stays for the compiler.  DockerRunner talks to podman's
+# Docker-API socket (scripts/podman-setup.sh starts it) unless DOCKER_HOST says
+# otherwise.
+KFP_VENV ?= .kfp-venv
+KFP_LOCAL_REQUIREMENTS := kfp==2.17.3 docker==7.2.0
+PODMAN_SOCKET ?= /run/podman/podman.sock
+KFP_DOCKER_HOST ?= $(or $(DOCKER_HOST),$(if $(wildcard $(PODMAN_SOCKET)),unix://$(PODMAN_SOCKET)))
+PACKAGE ?=
+PIPELINE_ROOT ?= $(abspath $(OUTPUT))/kfp-local
+PARAMS ?=
+# Without PACKAGE: the image from the current source, RECIPE compiled for it
+# with the data under PIPELINE_ROOT (DockerRunner mounts nothing else), and a
+# first span copied there from KFP_LOCAL_DATA when none is yet (idx files cut
+# to KFP_LOCAL_SLICE=START:COUNT items; empty: whole files).  A later
+# `make kfp-local` reruns on the same root (cached steps are served from
+# <root>/.kfp_cache); a new span: scripts/kfp_local_run.py --add-span.
+RECIPE ?= mnist
+KFP_LOCAL_IMAGE ?= localhost/model-garden:kfp-local
+KFP_LOCAL_COMPILE ?= --split hash --spans 1 --train-steps 20 --eval-steps 4 --threshold 0.5
+KFP_LOCAL_DATA ?= $(MODEL_GARDEN_DATA)/$(RECIPE)
+KFP_LOCAL_SLICE ?= 0:2000
+
+kfp-venv:  ## .kfp-venv: kfp 2.17 (kfp.local) and the Docker SDK, for scripts/kfp_local_run.py
+	@if [ -z "$(UV)" ]; then python3 -m pip install -q uv; fi
+	uv venv --allow-existing -p "$(PYTHON310)" $(KFP_VENV)
+	uv pip install -p $(KFP_VENV)/bin/python $(KFP_LOCAL_REQUIREMENTS)
+
+kfp-local: kfp-venv  ## run PACKAGE (default: RECIPE compiled now) with kfp.local's DockerRunner, every step in the image
+	@set -e; package="$(PACKAGE)"; stage=(); \
+	if [ -z "$$package" ]; then \
+	  $(MAKE) --no-print-directory image IMAGE=$(KFP_LOCAL_IMAGE); \
+	  mkdir -p "$(PIPELINE_ROOT)"; package="$(PIPELINE_ROOT)/../$(RECIPE)-kfp-local.yaml"; \
+	  $(VENV)/bin/model-garden compile $(RECIPE) -o "$$package" --image $(KFP_LOCAL_IMAGE) \
+	    --pipeline-root "$(PIPELINE_ROOT)" $(KFP_LOCAL_COMPILE); \
+	  stage=(--add-span "$(KFP_LOCAL_DATA)" --if-no-span); \
+	  if [ -n "$(KFP_LOCAL_SLICE)" ]; then stage+=(--span-slice $(KFP_LOCAL_SLICE)); fi; \
+	fi; \
+	DOCKER_HOST=$(KFP_DOCKER_HOST) $(KFP_VENV)/bin/python scripts/kfp_local_run.py \
+	  --package "$$package" --pipeline-root $(PIPELINE_ROOT) "$${stage[@]}" $(foreach p,$(PARAMS),--param $(p))
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache

@@ -63,6 +63,12 @@ def _pipeline_flags(f):
                           "Mirrored over the visible GPUs, else one device)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a Trainer hyperparameter (custom_config), e.g. batch_size=64."),
+        click.option("--spans", type=click.IntRange(min=1), metavar="K",
+                     help="The data arrives as <input base>/span-N/ folders: train on the "
+                          "last K spans (1: the latest only). Default: the folder as is."),
+        click.option("--warm-start", is_flag=True,
+                     help="Start training from the latest blessed model's weights (the "
+                          "Trainer's base_model), when one was pushed."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -98,7 +104,8 @@ def list_recipes():
 @click.option("--no-cache", is_flag=True, help="Run every component again.")
 @_pipeline_flags
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
-        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets):
+        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
+        spans, warm_start):
     """Run RECIPE's pipeline on this machine."""
     from model_garden.components.datasets import resolve_data_dir
     from model_garden.pipelines import runners
@@ -111,13 +118,16 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
                                                       direct_running_mode),
-        enable_cache=not no_cache,
+        enable_cache=not no_cache, spans=spans, warm_start=warm_start,
     )
+    from model_garden.components.input_spans import InputSpansError
     from model_garden.pipelines import report
 
     before = set(_versions(options.serving_dir))
     try:
         runners.run_local(recipe, options, runner)
+    except InputSpansError as e:  # nothing ran
+        raise click.ClickException(str(e)) from None
     except Exception as e:  # a component failed: report it without the Beam traceback
         if os.path.exists(options.metadata_path):
             click.echo(report.format_runs(report.component_runs(options.metadata_path)), err=True)
@@ -133,6 +143,8 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")
     elif any(r.node_id == "Pusher" and r.state == "CACHED" for r in runs):
         click.echo(f"nothing new to push: the whole run came from the cache; {served}")
+    elif any(r.node_id == "Evaluator" and r.blessed for r in runs):
+        click.echo(f"nothing new to push: the blessed model is the one already served; {served}")
     else:
         click.echo(f"not pushed: the model was not blessed; {served}")
 
@@ -186,7 +198,8 @@ def _versions(serving_dir: str):
 def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_dir, gpu, tpu,
                 workers, tfjob_namespace, beam_runner, direct_num_workers, beam_project,
                 beam_region, beam_temp_location, flink_master, spark_master, beam_extra, split,
-                train_steps, eval_steps, threshold, change_tolerance, strategy, sets):
+                train_steps, eval_steps, threshold, change_tolerance, strategy, sets, spans,
+                warm_start):
     """Compile RECIPE for Kubeflow Pipelines v2 (KubeflowV2DagRunner).
 
     The package's pipeline parameters train_steps, eval_steps and threshold
@@ -215,6 +228,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
             split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
             change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
             schemas_dir=f"{kubeflow.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
+            spans=spans, warm_start=warm_start,
         )
         kubeflow.compile_kubeflow(recipe, options, image, output, accelerator=accelerator,
                                   beam_args=beam_args, workers=workers,

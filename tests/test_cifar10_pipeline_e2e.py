@@ -52,7 +52,7 @@ ARGS = [
 ]
 COMPONENTS = {
     "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
-    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
 }
 
 

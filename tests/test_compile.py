@@ -31,12 +31,11 @@ def test_yaml_parses_into_kfp_pipeline_spec(mnist_yaml):
     )
     assert spec.pipeline_info.name == "model-garden-mnist"
     tasks = set(spec.root.dag.tasks)
-    # The resolver compiles to two KFP importer-like tasks (model, blessing).
+    # No resolver tasks: the two run-time resolution steps and the baseline step.
     assert tasks == {
+        "InputSpans", "LatestPushedVersion", "LatestBlessedModel",
         "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
         "Transform", "Trainer", "Evaluator", "Pusher",
-        "latest_blessed_model_resolver-model-blessing-resolver",
-        "latest_blessed_model_resolver-model-resolver",
     }
     # kfp's own loader accepts the package as a pipeline component.
     loaded = components.load_component_from_file(str(mnist_yaml))
@@ -47,7 +46,7 @@ def test_every_component_runs_in_the_given_image(mnist_yaml):
     spec = yaml.safe_load(mnist_yaml.read_text())
     executors = spec["deploymentSpec"]["executors"]
     containers = {k: v["container"] for k, v in executors.items() if "container" in v}
-    assert {"ExampleGen_executor", "Trainer_executor", "Pusher_executor"} <= set(containers)
+    assert {"exec-ExampleGen", "exec-Trainer", "exec-Pusher"} <= set(containers)
     assert {c["image"] for c in containers.values()} == {IMAGE}
     # Dotted paths into the installed package, not module files.
     text = mnist_yaml.read_text()

@@ -41,7 +41,7 @@ def _compile(out_dir, recipe, *flags):
 
 
 def _containers(spec):
-    return {k[: -len("_executor")]: v["container"]
+    return {k[len("exec-"):]: v["container"]
             for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v}
 
 
@@ -125,6 +125,87 @@ def test_every_recipe_compiles_into_a_kfp_pipeline(plain, name):
     assert "--direct_running_mode=multi_processing" in containers["Transform"]["args"]
 
 
+# What the open-source KFP v2 backend implements, read from its source
+# (kubeflow/pipelines, 2.3.0 to master):
+# * executor kinds: backend/src/v2/compiler/argocompiler/dag.go compiles
+#   ``container`` and ``importer`` executors; ``resolver`` fails with
+#   "resolver executors not implemented", custom jobs are refused;
+# * container fields: backend/src/v2/driver/driver.go (initPodSpecPatch) builds
+#   the pod from ``image``, ``command``, ``args``, ``env`` and ``resources``;
+#   ``lifecycle`` (preCacheCheck) is run by Vertex AI only;
+# * resources: cpuLimit/cpuRequest/memoryLimit/memoryRequest and
+#   accelerator.type/count (driver.go; the resource* forms are newer);
+# * importer fields: backend/src/v2/driver/driver.go (Importer) reads
+#   artifactUri, typeSchema, metadata and reimport;
+# * a task's cachingOptions.enableCache (backend/src/v2/cacheutils/cache.go).
+OPEN_SOURCE_EXECUTOR_KINDS = {"container", "importer"}
+OPEN_SOURCE_CONTAINER_FIELDS = {"image", "command", "args", "env", "resources"}
+OPEN_SOURCE_RESOURCE_FIELDS = {"cpuLimit", "cpuRequest", "memoryLimit", "memoryRequest",
+                               "accelerator"}
+OPEN_SOURCE_IMPORTER_FIELDS = {"artifactUri", "typeSchema", "metadata", "reimport"}
+OPEN_SOURCE_TASK_FIELDS = {"taskInfo", "componentRef", "inputs", "dependentTasks",
+                           "cachingOptions"}
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_every_executor_is_one_the_open_source_backend_runs(plain, name, out_dir):
+    paths = [plain[name]]
+    if name == "mnist":  # and the accelerator and TFJob forms
+        paths += [_compile(out_dir, name, "--gpu", "nvidia-tesla-t4:1"),
+                  _compile(out_dir, name, "--workers", "2")]
+    for path in paths:
+        spec, _ = kubeflow.load_package(path)
+        executors = spec["deploymentSpec"]["executors"]
+        for label, executor in executors.items():
+            assert label.startswith("exec-"), label
+            (kind,) = executor
+            assert kind in OPEN_SOURCE_EXECUTOR_KINDS, (path, label, kind)
+            fields = set(executor[kind])
+            if kind == "container":
+                assert fields <= OPEN_SOURCE_CONTAINER_FIELDS, (label, fields)
+                assert executor[kind]["command"] == list(kubeflow.ENTRYPOINT), label
+                assert set(executor[kind].get("resources", {})) <= OPEN_SOURCE_RESOURCE_FIELDS
+            else:
+                assert fields <= OPEN_SOURCE_IMPORTER_FIELDS, (label, fields)
+        for key, component in spec["components"].items():
+            assert key.startswith("comp-"), key  # kfp.local needs kfp's prefix
+            assert component["executorLabel"] in executors
+        tasks = spec["root"]["dag"]["tasks"]
+        for task_name, task in tasks.items():
+            assert set(task) <= OPEN_SOURCE_TASK_FIELDS, (task_name, set(task))
+            assert task["componentRef"]["name"] in spec["components"]
+            for parameter in task.get("inputs", {}).get("parameters", {}).values():
+                producer = parameter.get("taskOutputParameter")
+                if producer:
+                    assert producer["producerTask"] in tasks, (task_name, producer)
+            for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+                producer = artifact.get("taskOutputArtifact")
+                if producer:
+                    assert producer["producerTask"] in tasks, (task_name, producer)
+        # The steps that look outside the pipeline never come from the cache; all others may.
+        uncached = {t for t, task in tasks.items()
+                    if not task.get("cachingOptions", {}).get("enableCache")}
+        assert uncached == set(kubeflow.NEVER_CACHED), uncached
+        # Their outputs are what ExampleGen's and the baseline's cache keys see.
+        assert _task_param(spec, "ExampleGen", "input_spans") == {"taskOutputParameter": {
+            "producerTask": "InputSpans", "outputParameterKey": "input_spans"}}
+        assert _task_param(spec, "LatestBlessedModel", "pushed_version") == {
+            "taskOutputParameter": {"producerTask": "LatestPushedVersion",
+                                    "outputParameterKey": "pushed_version"}}
+        assert tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"] == {
+            "taskOutputArtifact": {"producerTask": "LatestBlessedModel",
+                                   "outputArtifactKey": "model"}}
+
+
+def test_compiling_refuses_an_executor_the_open_source_backend_does_not_run():
+    spec = {"components": {"R": {"executorLabel": "R_executor"}},
+            "deploymentSpec": {"executors": {"R_executor": {"resolver": {
+                "outputArtifactQueries": {}}}}},
+            "root": {"dag": {"tasks": {"R": {"componentRef": {"name": "R"}}}}}}
+    with pytest.raises(ValueError, match="exec-R is a resolver executor"):
+        kubeflow.adapt_for_open_source_backend(spec)
+
+
 def test_a_run_overrides_the_parameters_with_typed_values(plain):
     spec, _ = kubeflow.load_package(plain["mnist"])
     assert kfp_client.coerce_params(spec, {"train_steps": "2000", "eval_steps": "50",
@@ -180,7 +261,7 @@ def test_the_trainer_container_applies_a_runs_parameters(plain, tmp_path):
 
     spec, _ = kubeflow.load_package(plain["mnist"])
     container = _containers(spec)["Trainer"]
-    component = spec["components"]["Trainer"]["inputDefinitions"]
+    component = spec["components"]["comp-Trainer"]["inputDefinitions"]
     values = {k: v["runtimeValue"]["constant"]
               for k, v in spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"].items()
               if "runtimeValue" in v}
@@ -199,7 +280,7 @@ def test_the_trainer_container_applies_a_runs_parameters(plain, tmp_path):
     inputs = artifacts(component["artifacts"],
                        examples={"split_names": json.dumps(["train", "test"])})
     (tmp_path / "schema" / "schema.pbtxt").write_text('feature { name: "image" type: FLOAT }\n')
-    outputs = artifacts(spec["components"]["Trainer"]["outputDefinitions"]["artifacts"])
+    outputs = artifacts(spec["components"]["comp-Trainer"]["outputDefinitions"]["artifacts"])
     executor_input = {"inputs": {"parameterValues": values, "artifacts": inputs},
                       "outputs": {"artifacts": outputs,
                                   "outputFile": str(tmp_path / "out" / "executor_output.json")}}
@@ -227,8 +308,8 @@ def test_gpu_goes_to_the_trainer_only_with_the_gpu_pools_placement(gpu):
         "accelerator": {"type": "nvidia.com/gpu", "count": "1"}}
     assert [c for c, v in containers.items() if "resources" in v] == ["Trainer"]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert list(executors) == ["Trainer_executor"]
-    config = executors["Trainer_executor"]
+    assert list(executors) == ["exec-Trainer"]
+    config = executors["exec-Trainer"]
     assert config["nodeSelector"] == {"labels": {"cloud.google.com/gke-accelerator":
                                                  "nvidia-tesla-t4"}}
     assert config["tolerations"] == [GPU_TOLERATION]
@@ -258,11 +339,11 @@ def test_tpu_slice_goes_to_the_trainer_with_the_tpu_pools_placement(out_dir):
         "accelerator": {"type": "google.com/tpu", "count": "4"}}
     assert [c for c, v in containers.items() if "resources" in v] == ["Trainer"]
     config = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert list(config) == ["Trainer_executor"]
-    assert config["Trainer_executor"]["nodeSelector"]["labels"] == {
+    assert list(config) == ["exec-Trainer"]
+    assert config["exec-Trainer"]["nodeSelector"]["labels"] == {
         "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
         "cloud.google.com/gke-tpu-topology": "2x2"}
-    assert config["Trainer_executor"]["tolerations"] == [TPU_TOLERATION]
+    assert config["exec-Trainer"]["tolerations"] == [TPU_TOLERATION]
     custom = json.loads(_task_param(spec, "Trainer", "custom_config")["runtimeValue"]["constant"])
     assert custom["strategy"] == "tpu"
     pool = _nodepool("tpu")
@@ -307,9 +388,8 @@ def test_dataflow_runs_the_beam_components_on_dataflow(out_dir):
         else:
             assert not any(a.startswith(("--runner", "--project", "--temp_location"))
                            for a in args), component
-    # The ExampleGen driver (pre-cache check) gets them too.
-    hook = spec["deploymentSpec"]["executors"]["ExampleGen_executor"]["container"]["lifecycle"]
-    assert hook["preCacheCheck"]["args"][-len(expected):] == expected
+    # No Vertex-only driver hook (ExampleGen's preCacheCheck) is left.
+    assert not any("lifecycle" in c for c in _containers(spec).values())
 
 
 def test_flink_spark_and_direct_arguments():

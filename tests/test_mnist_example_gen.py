@@ -196,11 +196,11 @@ def test_corrupted_gzip_errors_naming_it(tmp_path, mnist_dir):
 
 
 @pytest.mark.parametrize("text", ["official", "hash", "hash:9/1"])
-def test_make_example_gen_configs(text):
+def test_make_example_gen_configs(text, mnist_dir):
     split = SplitSpec.parse(text)
-    component = meg.make_example_gen("/data/mnist", split)
+    component = meg.make_example_gen(mnist_dir, split)
     assert component.id == "ExampleGen"
-    assert component.exec_properties["input_base"] == "/data/mnist"
+    assert component.exec_properties["input_base"] == mnist_dir
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(component.exec_properties["input_config"], input_config)
     output_config = example_gen_pb2.Output()
@@ -216,10 +216,18 @@ def test_make_example_gen_configs(text):
     assert isinstance(component.executor_spec.executor_class(), meg.Executor)
 
 
-def test_registry_points_at_this_factory():
-    component = get_dataset("mnist").make_example_gen("/x", SplitSpec())
+def test_registry_points_at_this_factory(mnist_dir):
+    component = get_dataset("mnist").make_example_gen(mnist_dir, SplitSpec())
     assert component.id == "ExampleGen"
     assert component.executor_spec.executor_class is meg.Executor
+
+
+def test_missing_input_folder_named_when_the_pipeline_is_built(tmp_path):
+    from model_garden.components.input_spans import InputSpansError
+
+    missing = str(tmp_path / "no-such-mnist")
+    with pytest.raises(InputSpansError, match="no-such-mnist: the input folder does not exist"):
+        meg.make_example_gen(missing, SplitSpec())
 
 
 def test_unknown_split_kind_rejected():

@@ -35,10 +35,8 @@ import os
 from typing import Any, Dict, Iterator
 
 import apache_beam as beam
-from tfx.components.example_gen.base_example_gen_executor import (
-    BaseExampleGenExecutor,
-)
 
+from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
 from model_garden.components import census_csv
 
 #: ``custom_config`` key: ``"raise"`` (default) or ``"drop"``.
@@ -138,10 +136,10 @@ def _CensusToExample(  # pylint: disable=invalid-name
     )
 
 
-class Executor(BaseExampleGenExecutor):
+class Executor(SpanExampleGenExecutor):
     """FileBasedExampleGen executor for ``adult.data`` / ``adult.test``."""
 
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    def ReadSplit(self) -> beam.PTransform:
         return _CensusToExample
 
 
@@ -159,7 +157,7 @@ def make_custom_config(on_bad_rows: str = "raise"):
     return config
 
 
-def make_example_gen(input_base: str, split, on_bad_rows: str = "raise"):
+def make_example_gen(input_base: str, split, on_bad_rows: str = "raise", input_spans=None):
     """The census ExampleGen component (id ``ExampleGen``).
 
     Args:
@@ -171,9 +169,7 @@ def make_example_gen(input_base: str, split, on_bad_rows: str = "raise"):
       A ``FileBasedExampleGen`` with this module's :data:`Executor`, output
       splits ``train`` and ``test``.
     """
-    from model_garden.components.file_example_gen import make_file_example_gen
-
     return make_file_example_gen(
         input_base, split, Executor, OFFICIAL_PATTERNS, HASH_PATTERN,
-        custom_config=make_custom_config(on_bad_rows),
+        custom_config=make_custom_config(on_bad_rows), input_spans=input_spans,
     )

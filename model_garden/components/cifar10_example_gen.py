@@ -34,10 +34,10 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
-from tfx.components.example_gen.base_example_gen_executor import (
-    BaseExampleGenExecutor,
-)
 
+from model_garden.components.file_example_gen import (
+    SpanExampleGenExecutor, input_window, make_file_example_gen)
+from model_garden.components.input_spans import SPAN_DIR_FORMAT, list_spans
 from model_garden.components import cifar10, image_example, image_folder
 
 LABEL_NAMES_FILE = "label_names.txt"
@@ -198,17 +198,18 @@ def _CifarToExample(  # pylint: disable=invalid-name
     )
 
 
-class Executor(BaseExampleGenExecutor):
+class Executor(SpanExampleGenExecutor):
     """Beam executor: CIFAR-10 python/binary batches or image folders."""
 
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    def ReadSplit(self) -> beam.PTransform:
         return _CifarToExample
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         from tfx.types import artifact_utils, standard_component_specs
 
         super().Do(input_dict, output_dict, exec_properties)
-        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        # The newest span's folder (input_base itself without the span layout).
+        input_base = input_window(exec_properties).folders()[-1]
         names = label_names_for(input_base, detect_layout(input_base))
         logging.info("CIFAR-10 label names (label i = line i): %s", names)
         examples = artifact_utils.get_single_instance(
@@ -225,7 +226,7 @@ def read_label_names(examples_uri: str) -> List[str]:
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
-def make_example_gen(input_base: str, split):
+def make_example_gen(input_base: str, split, input_spans=None):
     """The ``ExampleGen`` component for CIFAR-10 files under ``input_base``.
 
     Args:
@@ -239,16 +240,17 @@ def make_example_gen(input_base: str, split):
       ``FileBasedExampleGen(...).with_id("ExampleGen")`` producing the splits
       ``train`` and ``test``.
     """
-    from model_garden.components.file_example_gen import make_file_example_gen
-
     if "://" in input_base:
         # Compiling for a cluster: the files are not readable from here, so
         # the canonical python batches (what the download extracts) are assumed.
         layout = Layout("python", cifar10.PY_DIR, None)
         logging.info("%s: remote, assuming the %s layout", input_base, cifar10.PY_DIR)
     else:
-        layout = detect_layout(input_base)
+        spans = list_spans(input_base) if os.path.isdir(input_base) else []
+        layout = detect_layout(os.path.join(input_base, SPAN_DIR_FORMAT.format(spans[-1]))
+                               if spans else input_base)
     train, test, everything = layout.patterns()
     return make_file_example_gen(
-        input_base, split, Executor, {"train": train, "test": test}, everything
+        input_base, split, Executor, {"train": train, "test": test}, everything,
+        input_spans=input_spans,
     )

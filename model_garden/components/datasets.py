@@ -10,7 +10,7 @@ A dataset's raw files are found, in this order:
    a sha256 check (see :mod:`model_garden.components.download`).
 
 Every ExampleGen factory has the signature
-``make_example_gen(input_base: str, split: SplitSpec) -> BaseComponent`` and
+``make_example_gen(input_base: str, split: SplitSpec, input_spans=None) -> BaseComponent`` and
 produces the splits ``train`` and ``test``.
 """
 
@@ -85,11 +85,15 @@ class Dataset:
     example_gen: str
     homepage: str
 
-    def make_example_gen(self, input_base: str, split: SplitSpec):
-        """Builds this dataset's ExampleGen component reading ``input_base``."""
+    def make_example_gen(self, input_base: str, split: SplitSpec, input_spans=None):
+        """Builds this dataset's ExampleGen component reading ``input_base``.
+
+        ``input_spans``: the ExampleGen's ``input_spans`` property (see
+        :class:`model_garden.components.file_example_gen.ExampleGen`).
+        """
         module, _, attr = self.example_gen.rpartition(".")
         factory: Callable = getattr(importlib.import_module(module), attr)
-        return factory(input_base, split)
+        return factory(input_base, split, input_spans=input_spans)
 
 
 # MNIST: http://yann.lecun.com/exdb/mnist/ ; sha256 as published by

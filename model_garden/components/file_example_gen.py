@@ -1,8 +1,17 @@
 """The one way every ExampleGen of this package is built from a SplitSpec.
 
-Each dataset's ExampleGen is TFX's ``FileBasedExampleGen`` with that
-dataset's Beam executor (the custom-ExampleGen recipe of the TFX guide), node
-id ``ExampleGen``, and output splits ``train`` and ``test``:
+Each dataset's ExampleGen is :class:`ExampleGen`: TFX's ``FileBasedExampleGen``
+spec plus the ``input_spans`` execution property
+(:mod:`model_garden.components.input_spans`), run by that dataset's Beam
+executor (the custom-ExampleGen recipe of the TFX guide) derived from
+:class:`SpanExampleGenExecutor`, node id ``ExampleGen``, output splits
+``train`` and ``test``.
+
+It has no TFX driver: ``FileBasedExampleGen``'s ``FileBasedDriver`` resolves
+one ``{SPAN}`` and, on Kubeflow, only runs as Vertex AI's
+``lifecycle.preCacheCheck``, which the open-source backend ignores. The
+``input_spans`` value (the spans read and their files' fingerprint) takes its
+place in the cache key on every runner. The input splits:
 
 * ``official`` split: one input split per official file pattern; the input
   splits are the output splits;
@@ -10,9 +19,123 @@ id ``ExampleGen``, and output splits ``train`` and ``test``:
   ``train``:``test`` buckets (``SplitConfig``).
 """
 
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
+
+import apache_beam as beam
+from tfx import types
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import artifact_utils, component_spec, standard_artifacts
+from tfx.types import standard_component_specs as specs
+
+from model_garden.components.input_spans import INPUT_SPANS_KEY, SpanWindow, resolve_spans
 
 COMPONENT_ID = "ExampleGen"
+
+
+class ExampleGenSpec(component_spec.ComponentSpec):
+    """``FileBasedExampleGenSpec`` plus ``input_spans`` (the JSON of a ``SpanWindow``)."""
+
+    PARAMETERS = {
+        **specs.FileBasedExampleGenSpec.PARAMETERS,
+        INPUT_SPANS_KEY: component_spec.ExecutionParameter(type=str),
+    }
+    INPUTS: Dict[str, Any] = {}
+    OUTPUTS = dict(specs.FileBasedExampleGenSpec.OUTPUTS)
+
+
+class ExampleGen(base_beam_component.BaseBeamComponent):
+    """A file-based ExampleGen reading the spans of its ``input_spans`` property.
+
+    Args:
+      input_base: the raw data folder (local or ``gs://``).
+      input_config, output_config, custom_config: as ``FileBasedExampleGen``'s.
+      input_spans: ``SpanWindow.to_json()`` resolved when the pipeline is
+        built, or the ``.future()[0].value`` placeholder of an
+        :class:`model_garden.components.input_spans.InputSpans` step.
+      executor_class: the dataset's :class:`SpanExampleGenExecutor` subclass.
+    """
+
+    SPEC_CLASS = ExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(BaseExampleGenExecutor)
+
+    def __init__(self, input_base: str, input_config, output_config, custom_config,
+                 input_spans, executor_class):
+        super().__init__(
+            spec=ExampleGenSpec(
+                input_base=input_base,
+                input_config=input_config,
+                output_config=output_config,
+                custom_config=custom_config,
+                range_config=None,
+                output_data_format=example_gen_utils.example_gen_pb2.FORMAT_TF_EXAMPLE,
+                output_file_format=example_gen_utils.example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+                input_spans=input_spans,
+                examples=types.Channel(type=standard_artifacts.Examples),
+            ),
+            custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
+        )
+
+
+def input_window(exec_properties) -> SpanWindow:
+    """The :class:`SpanWindow` of an ExampleGen execution.
+
+    From its ``input_spans`` property; without one (an executor called
+    directly) the whole ``input_base`` as it is now (:func:`resolve_spans`).
+
+    Raises:
+      InputSpansError: a malformed ``input_spans``, or no input files.
+    """
+    text = exec_properties.get(INPUT_SPANS_KEY)
+    if text:
+        return SpanWindow.from_json(text)
+    return resolve_spans(exec_properties[specs.INPUT_BASE_KEY])
+
+
+class SpanExampleGenExecutor(BaseExampleGenExecutor):
+    """Base of the datasets' executors: reads every span folder of ``input_spans``.
+
+    Subclasses implement :meth:`ReadSplit` (what TFX calls
+    ``GetInputSourceToExamplePTransform``): a PTransform reading one folder
+    (``exec_properties["input_base"]``) for one split pattern. This class
+    applies it to each span's folder with that folder as ``input_base`` and
+    flattens the results, then stamps the Examples artifact with the latest
+    span and the input fingerprint (what ``FileBasedDriver`` does for TFX's
+    own ExampleGens: ``span`` property, ``input_fingerprint`` custom property).
+    """
+
+    def ReadSplit(self) -> beam.PTransform:
+        raise NotImplementedError
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        read = self.ReadSplit()
+
+        @beam.ptransform_fn
+        @beam.typehints.with_input_types(beam.Pipeline)
+        def _ReadSpans(pipeline, exec_properties, split_pattern):  # pylint: disable=invalid-name
+            window = input_window(exec_properties)
+            if not window.spans:
+                return pipeline | "Read" >> read(exec_properties, split_pattern)
+            parts = [
+                pipeline | f"ReadSpan{span}" >> read({**exec_properties, specs.INPUT_BASE_KEY: folder},
+                                                     split_pattern)
+                for span, folder in zip(window.spans, window.folders())
+            ]
+            return parts | "Spans" >> beam.Flatten()
+
+        return _ReadSpans
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        window = input_window(exec_properties)
+        exec_properties = {**exec_properties, INPUT_SPANS_KEY: window.to_json()}
+        super().Do(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[specs.EXAMPLES_KEY])
+        examples.span = window.latest_span
+        examples.version = 0
+        examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME,
+                                            window.fingerprint)
+        examples.set_string_custom_property("spans", ",".join(map(str, window.spans)))
 
 
 def make_file_example_gen(
@@ -22,8 +145,9 @@ def make_file_example_gen(
     official_patterns: Mapping[str, str],
     all_pattern: str,
     custom_config=None,
+    input_spans: Optional[str] = None,
 ):
-    """A ``FileBasedExampleGen`` reading ``input_base`` with ``executor_class``.
+    """An :class:`ExampleGen` reading ``input_base`` with ``executor_class``.
 
     Args:
       input_base: the folder of the raw files (local or ``gs://``).
@@ -33,6 +157,9 @@ def make_file_example_gen(
         ``input_base``, for the official split.
       all_pattern: glob of every raw file, for the hash split.
       custom_config: an optional ``example_gen_pb2.CustomConfig``.
+      input_spans: the ``input_spans`` property (:class:`ExampleGen`); ``None``:
+        resolved now, without the span layout (the factory sets it for
+        ``--spans`` and for Kubeflow).
 
     Returns:
       The component, node id ``ExampleGen``.
@@ -40,9 +167,9 @@ def make_file_example_gen(
     Raises:
       ValueError: an unknown ``split.kind``.
     """
-    from tfx.components import FileBasedExampleGen
-    from tfx.dsl.components.base import executor_spec
     from tfx.proto import example_gen_pb2
+
+    from model_garden.components.input_spans import resolve_spans
 
     output_config: Optional[example_gen_pb2.Output] = None
     if split.kind == "official":
@@ -66,10 +193,9 @@ def make_file_example_gen(
         )
     else:
         raise ValueError(f"unknown split kind {split.kind!r}: use 'official' or 'hash'")
-    return FileBasedExampleGen(
-        input_base=input_base,
-        input_config=input_config,
-        output_config=output_config,
-        custom_config=custom_config,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
-    ).with_id(COMPONENT_ID)
+    if output_config is None:
+        output_config = example_gen_utils.make_default_output_config(input_config)
+    if input_spans is None:
+        input_spans = resolve_spans(input_base).to_json()
+    return ExampleGen(input_base, input_config, output_config, custom_config, input_spans,
+                      executor_class).with_id(COMPONENT_ID)

@@ -27,7 +27,6 @@ from typing import Any, Dict, Iterator, List, Tuple
 from absl import logging
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
 # tfx.v1.proto.Output is this very class; importing it
 # from example_gen_pb2 spares Beam workers tfx.v1's ~10 s of google.cloud imports.
@@ -36,7 +35,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from model_garden.components.datasets import SplitSpec
-from model_garden.components.file_example_gen import make_file_example_gen
+from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
 from model_garden.components.idx import read_idx_pair
 from model_garden.components.image_example import png_example
 
@@ -128,14 +127,14 @@ def _IdxToExample(  # pylint: disable=invalid-name
     )
 
 
-class Executor(BaseExampleGenExecutor):
+class Executor(SpanExampleGenExecutor):
     """ExampleGen executor turning MNIST idx files into tf.train.Examples."""
 
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    def ReadSplit(self) -> beam.PTransform:
         return _IdxToExample
 
 
-def make_example_gen(input_base: str, split: SplitSpec):
+def make_example_gen(input_base: str, split: SplitSpec, input_spans=None):
     """The MNIST ExampleGen (node id ``ExampleGen``) reading ``input_base``.
 
     Args:
@@ -149,4 +148,5 @@ def make_example_gen(input_base: str, split: SplitSpec):
     Raises:
       ValueError: an unknown ``split.kind``.
     """
-    return make_file_example_gen(input_base, split, Executor, OFFICIAL_PATTERNS, HASH_PATTERN)
+    return make_file_example_gen(input_base, split, Executor, OFFICIAL_PATTERNS, HASH_PATTERN,
+                                 input_spans=input_spans)

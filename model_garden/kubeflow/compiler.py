@@ -60,6 +60,7 @@ Multi-worker training (``--workers N``)
 """
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -85,6 +86,21 @@ RUNTIME_PARAMETERS = {
     "threshold": (float, "Evaluator: lower bound of the blessing metric"),
 }
 TFJOB_EXECUTOR = "model_garden.kubeflow.tfjob_trainer.Executor"
+COMPONENT_PREFIX, EXECUTOR_PREFIX = "comp-", "exec-"
+#: What the containers run: TFX's entry point for Vertex AI, and ours around it.
+TFX_ENTRYPOINT = ("python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
+ENTRYPOINT = ("python", "-m", "model_garden.kubeflow.entrypoint")
+#: The argument (after TFX's inputs spec) by which :data:`ENTRYPOINT` gets the
+#: component's ``outputDefinitions``: the open-source backend may type outputs
+#: ``system.*`` (``model_garden.kubeflow.entrypoint.OUTPUTS_SPEC_FLAG``).
+OUTPUTS_SPEC_FLAG = "--json_serialized_outputs_spec_args"
+#: The executor kinds the open-source backend runs: ``container`` and
+#: ``importer`` (kubeflow/pipelines ``backend/src/v2/compiler/argocompiler/dag.go``
+#: fails on ``resolver`` with "resolver executors not implemented").
+SUPPORTED_EXECUTOR_KINDS = ("container", "importer")
+#: Tasks that must run on every pipeline run: they read what changed outside
+#: the pipeline (new spans, new pushes); their outputs feed cached steps.
+NEVER_CACHED = ("InputSpans", "LatestPushedVersion")
 TRAINER_EXECUTOR = "model_garden.kubeflow.runtime_parameters.TrainerExecutor"
 
 
@@ -156,7 +172,8 @@ def build_pipeline(
         hyperparameters["strategy"] = "tpu"
     pipeline = create_pipeline(recipe, dataclasses.replace(
         options, beam_pipeline_args=[], hyperparameters=hyperparameters,
-        trainer_executor=TFJOB_EXECUTOR if workers > 1 else TRAINER_EXECUTOR))
+        trainer_executor=TFJOB_EXECUTOR if workers > 1 else TRAINER_EXECUTOR,
+        resolve_at_run_time=True))
 
     beam_args = list(options.beam_pipeline_args) + list(beam_args)
     for component in pipeline.components:
@@ -203,6 +220,79 @@ def platform_spec(executor_configs: Mapping[str, Mapping[str, Any]]):
         json_format.ParseDict({"platforms": {"kubernetes": {"deploymentSpec": {
             "executors": {k: dict(v) for k, v in executor_configs.items()}}}}}, spec)
     return spec
+
+
+def component_key(component_id: str) -> str:
+    """The ``components`` key of a step, as kfp's compiler writes it: ``comp-<id>``.
+
+    ``kfp.local`` (kfp 2.17, ``kfp/local/dag_orchestrator.py``) cuts the
+    ``comp-`` prefix off every key, so TFX's bare ``ExampleGen`` became
+    ``leGen`` there.
+    """
+    return COMPONENT_PREFIX + component_id
+
+
+def executor_label(component_id: str) -> str:
+    """The ``deploymentSpec.executors`` key of a step, as kfp writes it: ``exec-<id>``."""
+    return EXECUTOR_PREFIX + component_id
+
+
+def adapt_for_open_source_backend(spec: Dict[str, Any]) -> None:
+    """Rewrites TFX's PipelineSpec (a dict, in place) for the open-source KFP v2 backend.
+
+    * component keys ``comp-<id>`` and executor labels ``exec-<id>``, the
+      names kfp's own compiler gives (``kfp.local`` relies on the prefix);
+    * every container runs :mod:`model_garden.kubeflow.entrypoint` instead of
+      TFX's ``kubeflow_v2_run_executor`` (same arguments, plus the
+      component's ``outputDefinitions`` as :data:`OUTPUTS_SPEC_FLAG`);
+    * no ``lifecycle`` hooks (``preCacheCheck`` is run by Vertex AI only);
+    * ``taskOutputParameter.producerTask`` names the producing task (TFX
+      1.16's ``step_builder`` appends ``_task``, which names no task);
+    * the cache is off for the run-time resolution steps
+      (:data:`NEVER_CACHED`).
+
+    Raises:
+      ValueError: an executor of a kind other than container or importer
+        (see :data:`SUPPORTED_EXECUTOR_KINDS`).
+    """
+    renames = {name: component_key(name) for name in spec["components"]}
+    executors = spec["deploymentSpec"]["executors"]
+    new_executors, outputs_specs = {}, {}
+    for name, component in list(spec["components"].items()):
+        label = component.get("executorLabel")
+        if label:
+            component["executorLabel"] = executor_label(name)
+            new_executors[executor_label(name)] = executors[label]
+            outputs_specs[executor_label(name)] = component.get("outputDefinitions", {})
+    spec["components"] = {renames[k]: v for k, v in spec["components"].items()}
+    spec["deploymentSpec"]["executors"] = new_executors
+    for label, executor in new_executors.items():
+        kinds = set(executor) - set(SUPPORTED_EXECUTOR_KINDS)
+        if kinds:
+            raise ValueError(f"executor {label} is a {sorted(kinds)[0]} executor, which the "
+                             "open-source KFP backend does not run")
+        container = executor.get("container")
+        if container is None:
+            continue
+        container.pop("lifecycle", None)
+        if container.get("command") == list(TFX_ENTRYPOINT):
+            container["command"] = list(ENTRYPOINT)
+            args = container.setdefault("args", [])
+            if OUTPUTS_SPEC_FLAG not in args:
+                # After TFX's own flags, before the Beam arguments.
+                after = next((f for f in ("--json_serialized_inputs_spec_args",
+                                          "--json_serialized_invocation_args") if f in args), None)
+                at = args.index(after) + 2 if after else 0
+                args[at:at] = [OUTPUTS_SPEC_FLAG,
+                               json.dumps(outputs_specs[label], indent=2, sort_keys=True)]
+    for task_name, task in spec["root"]["dag"]["tasks"].items():
+        task["componentRef"]["name"] = renames[task["componentRef"]["name"]]
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            producer = parameter.get("taskOutputParameter")
+            if producer and producer["producerTask"] not in spec["root"]["dag"]["tasks"]:
+                producer["producerTask"] = producer["producerTask"][:-len("_task")]
+        if task_name in NEVER_CACHED:
+            task["cachingOptions"] = {}
 
 
 def _set_parameter_defaults(spec: Dict[str, Any], pipeline) -> None:
@@ -268,10 +358,11 @@ def compile_kubeflow(
     # Runs without an explicit root write under the compiled one.
     spec["defaultPipelineRoot"] = options.pipeline_root
     _set_parameter_defaults(spec, pipeline)
+    adapt_for_open_source_backend(spec)
 
     configs = {}
     if accelerator is not None and workers == 1:
-        configs = {f"{c}_executor": kubernetes_executor_config(accelerator)
+        configs = {executor_label(c): kubernetes_executor_config(accelerator)
                    for c in ACCELERATED_COMPONENTS}
     pipeline_spec = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     description = (f"model-garden recipe {recipe.name}: {recipe.description}. "

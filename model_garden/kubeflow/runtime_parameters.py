@@ -30,11 +30,12 @@ spec) or ``float``; both are accepted when integral.
 
 from typing import Any, Dict, List, MutableMapping
 
-from tfx.components.evaluator import executor as evaluator_executor
 from tfx.components.trainer import executor as trainer_executor
 from tfx.proto import trainer_pb2
 from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
+
+from model_garden.components import evaluator as evaluator_executor
 
 #: Execution properties the Kubeflow compiler adds (names = pipeline parameters).
 TRAIN_STEPS = "train_steps"
@@ -132,7 +133,7 @@ class TrainerExecutor(trainer_executor.GenericExecutor):
 
 
 class EvaluatorExecutor(evaluator_executor.Executor):
-    """TFX's Evaluator executor after applying ``threshold``."""
+    """The Evaluator executor (:mod:`model_garden.components.evaluator`) after applying ``threshold``."""
 
     def Do(self, input_dict: Dict[str, List], output_dict: Dict[str, List],
            exec_properties: Dict[str, Any]) -> None:

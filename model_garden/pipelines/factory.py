@@ -5,11 +5,21 @@ Every recipe runs the same graph (as in the TFX penguin template)::
     ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) ---> ExampleValidator
                                \\-> SchemaGen (inferred, for comparison)
     ExampleGen + schema -> Transform (preprocessing_fn) -> Trainer (run_fn)
-    Resolver (latest blessed model) + Trainer -> Evaluator (TFMA) -> Pusher
+    LatestBlessedModel (baseline) + Trainer -> Evaluator (TFMA) -> Pusher
 
 The Evaluator blesses a model when its threshold metric reaches the recipe's
 threshold and does not fall below the latest blessed model's; only a blessed
-model is pushed.
+model is pushed. ExampleGen reads the latest span, or a window of spans
+(``spans``), of :mod:`model_garden.components.input_spans`.
+
+What this run reads is resolved when the pipeline is built (local runners:
+the pipeline is built right before it runs), or, with
+``resolve_at_run_time`` (Kubeflow: compiled once, run on a schedule), by two
+never-cached steps whose outputs are the inputs of ExampleGen and of the
+baseline::
+
+    InputSpans ---------(input_spans)----> ExampleGen
+    LatestPushedVersion -(pushed_version)-> LatestBlessedModel
 """
 
 import dataclasses
@@ -50,6 +60,12 @@ class PipelineOptions:
         machine sees them (the installed package by default; the image's
         path when compiling for Kubeflow).
       enable_cache: reuse unchanged components' outputs from ML Metadata.
+      spans: ``None``: ``input_base`` is the dataset as is; K >= 1: it holds
+        ``span-N`` folders and a run reads the last K of them.
+      warm_start: the Trainer starts from the latest blessed model's weights
+        (its ``base_model``) when there is one.
+      resolve_at_run_time: add the ``InputSpans`` and ``LatestPushedVersion``
+        steps (Kubeflow) instead of resolving both when the pipeline is built.
       trainer_executor: dotted path of a Trainer executor class (a TFX
         ``GenericExecutor`` subclass) to use instead of TFX's, e.g. the
         Kubeflow compiler's ``model_garden.kubeflow.tfjob_trainer.Executor``
@@ -70,6 +86,9 @@ class PipelineOptions:
     schemas_dir: str = SCHEMAS_DIR
     enable_cache: bool = True
     trainer_executor: Optional[str] = None
+    spans: Optional[int] = None
+    warm_start: bool = False
+    resolve_at_run_time: bool = False
 
 
 def pipeline_name(recipe: Recipe) -> str:
@@ -155,9 +174,27 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
       KeyError: the recipe names an unknown dataset.
     """
     from tfx import v1 as tfx
+    from tfx.dsl.components.base import executor_spec
+
+    from model_garden.components import evaluator as evaluator_lib
+    from model_garden.components import input_spans as spans_lib
+    from model_garden.components import latest_blessed_model as baseline_lib
+    from model_garden.components import pusher as pusher_lib
 
     dataset = get_dataset(recipe.dataset)
-    example_gen = dataset.make_example_gen(options.input_base, options.split)
+    resolvers = []
+    if options.resolve_at_run_time:
+        spans_step = spans_lib.InputSpans(options.input_base, options.spans).with_id(
+            spans_lib.COMPONENT_ID)
+        version_step = baseline_lib.LatestPushedVersion(options.serving_dir).with_id(
+            baseline_lib.VERSION_COMPONENT_ID)
+        resolvers = [spans_step, version_step]
+        input_spans = spans_step.outputs[spans_lib.INPUT_SPANS_KEY].future()[0].value
+        pushed_version = version_step.outputs[baseline_lib.PUSHED_VERSION_KEY].future()[0].value
+    else:
+        input_spans = spans_lib.resolve_spans(options.input_base, options.spans).to_json()
+        pushed_version = baseline_lib.latest_pushed_version(options.serving_dir)
+    example_gen = dataset.make_example_gen(options.input_base, options.split, input_spans)
     examples = example_gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
@@ -180,6 +217,8 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         # over every decoded pixel (StatisticsGen covers the raw data).
         disable_statistics=not recipe.materialize,
     )
+    baseline = baseline_lib.LatestBlessedModel(options.serving_dir, pushed_version).with_id(
+        baseline_lib.COMPONENT_ID)
     hyperparameters: Dict[str, Any] = dict(recipe.hyperparameters)
     hyperparameters.update(options.hyperparameters)
     trainer = tfx.components.Trainer(
@@ -195,21 +234,19 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
             splits=[EVAL_SPLIT], num_steps=options.eval_steps or recipe.eval_steps
         ),
         custom_config=hyperparameters,
+        base_model=baseline.outputs["model"] if options.warm_start else None,
         custom_executor_spec=_executor_spec(options.trainer_executor),
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     threshold = recipe.eval.threshold if options.threshold is None else options.threshold
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline.outputs["model"],
         eval_config=make_eval_config(recipe.eval, threshold, options.change_tolerance),
         example_splits=[EVAL_SPLIT],
     )
+    # An empty baseline (nothing pushed yet) is no baseline.
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_lib.Executor)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -219,6 +256,8 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
             )
         ),
     )
+    # The model the destination already serves is not pushed again (a re-run).
+    pusher.executor_spec = executor_spec.ExecutorClassSpec(pusher_lib.Executor)
     metadata = None
     if options.metadata_path:
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -227,15 +266,15 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name(recipe),
         pipeline_root=options.pipeline_root,
-        components=[
+        components=resolvers + [
             example_gen,
             statistics_gen,
             schema_importer,
             inferred_schema,
             example_validator,
             transform,
+            baseline,
             trainer,
-            model_resolver,
             evaluator,
             pusher,
         ],

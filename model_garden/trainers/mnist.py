@@ -8,7 +8,7 @@ parameters.
 
 
 from model_garden.schemas import mnist as mnist_schema
-from model_garden.trainers import export, inputs, steps, strategies
+from model_garden.trainers import export, inputs, steps, strategies, warm_start
 
 NUM_CLASSES = 10
 
@@ -102,6 +102,7 @@ def run_fn(fn_args) -> None:
     )
     with strategy.scope():
         model = build_model(float(config.get("learning_rate", 1e-4)))
+        warm_start.warm_start(model, fn_args.base_model)
 
     steps.fit(model, train_ds, eval_ds, fn_args, config)
     signatures = {

@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from model_garden.schemas import cifar10 as cifar_schema
-from model_garden.trainers import export, inputs, strategies
+from model_garden.trainers import export, inputs, strategies, warm_start
 from model_garden.trainers.checkpoints import EpochCheckpoint, is_chief
 
 DEPTHS = (20, 32, 44, 56, 110)
@@ -439,6 +439,8 @@ def train(fn_args, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> tf.
         checkpoint = EpochCheckpoint(checkpoint_dir, model,
                                      None if chief else os.path.join(scratch, "checkpoints"))
         initial_epoch = checkpoint.restore()
+        if initial_epoch == 0:  # a resumed run continues from its own checkpoint
+            warm_start.warm_start(model, fn_args.base_model)
         logging.info(
             "%s (%s, %s): %d steps = %d epochs of %d at batch %d, from epoch %d",
             model.name, policy, type(strategy).__name__, total_steps, epochs,

@@ -304,7 +304,7 @@ def run_fn(fn_args) -> None:
     """
     import tensorflow_transform as tft
 
-    from model_garden.trainers import export, steps, strategies
+    from model_garden.trainers import export, steps, strategies, warm_start
 
     config = dict(fn_args.custom_config or {})
     kind = config.get("model_type", "wide_deep")
@@ -321,6 +321,7 @@ def run_fn(fn_args) -> None:
             learning_rate=_float_or_none(config.get("learning_rate")),
             dnn_learning_rate=_float_or_none(config.get("dnn_learning_rate")),
         )
+        warm_start.warm_start(model, fn_args.base_model)
     train, evaluation = (
         _dataset(
             files, fn_args, tf_transform_output, batch_size, model.input_names, shuffle
