@@ -182,7 +182,26 @@ def submit(package, pipeline_name, version_name, run_name, experiment, params, p
 def schedule(package, pipeline_name, version_name, cron, max_concurrency, catchup, job_name,
              experiment, params, pipeline_root, service_account, enable_caching, host,
              namespace, token, cookies):
-    """Create a recurring run (cron) of PACKAGE, or of an uploaded --pipeline-name."""
+    """Create a recurring run (cron) of PACKAGE, or of an uploaded --pipeline-name.
+
+    \b
+    Each run of the schedule is one turn of the retraining loop, when the
+    package was compiled with --spans K (and, optionally, --warm-start):
+      1. new data lands as the next span folder, <input_base>/span-N/
+         (e.g. gsutil cp -r DATA gs://BUCKET/model-garden/data/mnist/span-3/);
+      2. InputSpans (never cached) lists the spans, takes the last K and
+         fingerprints their files; its output is ExampleGen's input;
+      3. no new span: ExampleGen ... Trainer are served from KFP's cache and
+         nothing is retrained; a new span: they run again on the window, the
+         Trainer warm-starting from the latest blessed model with --warm-start;
+      4. LatestPushedVersion and LatestBlessedModel (never cached) give the
+         Evaluator the model being served as its baseline;
+      5. the Evaluator blesses the model only if it reaches the threshold and
+         is not worse than the baseline; the Pusher pushes only a new blessed
+         model, as a new version under the push destination.
+    Keep caching on (the default) for step 3; --max-concurrency 1 keeps two
+    runs from racing for the same push destination.
+    """
     _check_source(package, pipeline_name, version_name)
     parsed = _parse_params(params)
     with _user_errors(token, cookies):
