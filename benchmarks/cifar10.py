@@ -5,22 +5,24 @@ hyperparameters, batch 128, float32 on CPU) on the 1,000 real CIFAR-10
 training JPEGs of ``shared/data/cifar10`` (repeated: 7 batches per pass), fed
 three ways, in one process on the same machine:
 
-1. **TFX Trainer** input: what ``resnet_cifar.run_fn`` feeds ``model.fit``
-   (:func:`model_garden.trainers.resnet_cifar.make_dataset`, training mode):
+1. **TFX Trainer** input: what ``image_classifier.run_fn`` feeds ``model.fit``
+   (:func:`model_garden.trainers.image_classifier.make_dataset`, training mode):
    the gzipped TFRecords written by the real CIFAR-10 ExampleGen executor,
    read through the Trainer's ``DataAccessor`` (tfxio) with the raw schema,
    the Transform graph (written by the real Transform executor,
    ``materialize=False``) applied in ``tf.data`` (JPEG decode), shuffling
-   and the official augmentation (pad 4, random 32x32 crop, random flip).
+   and the ``cifar`` training preprocessing (official/resnet: pad 4, random
+   32x32 crop, random flip, per-image standardization).
 2. **plain Keras, numpy, no augmentation**: ``model.fit(x, y,
-   batch_size=128, shuffle=True)`` on the same images, decoded once into an
-   int64 ``[16000, 32, 32, 3]`` numpy array (the 1,000 images 16 times, so
-   that every batch is full) and int64 labels ``[16000]``. This is the
+   batch_size=128, shuffle=True)`` on the same images, decoded and
+   standardized once into a float32 ``[16000, 32, 32, 3]`` numpy array (the
+   1,000 images 16 times, so that every batch is full) and int64 labels
+   ``[16000]``. This is the
    reference of the target.
 3. **plain Keras, numpy + the same augmentation**: the same 1,000 decoded
    images held in memory, through ``tf.data.Dataset.from_tensor_slices``,
-   shuffled, repeated, ``resnet_cifar.augment`` mapped (``AUTOTUNE``) and
-   batched.
+   shuffled, repeated, the same ``cifar`` training preprocessing mapped
+   (``AUTOTUNE``) and batched.
 
 Each configuration trains its own model (same architecture, same initial
 weights, same optimizer) with ``model.fit(verbose=0)``; a callback stamps
@@ -51,7 +53,7 @@ from typing import Dict, List, Tuple
 from benchmarks.common import markdown_table
 
 BATCH = 128
-DEPTH = 20
+NET = "resnet_v1_20_cifar"  # ResNet-20 v1 (model_garden.nets)
 WARMUP_STEPS = 8
 TIMED_STEPS = 20
 ROUNDS = 7
@@ -86,7 +88,7 @@ def _pipeline_artifacts(input_base: str, out: str) -> Dict:
     from tfx.utils import proto_utils
 
     from model_garden.components import cifar10_example_gen as gen
-    from model_garden.components.datasets import SplitSpec
+    from model_garden.datasets import SplitSpec
     from model_garden.schemas import cifar10 as cifar_schema
 
     component = gen.make_example_gen(input_base, SplitSpec())
@@ -142,7 +144,7 @@ def _decoded_train_images(input_base: str):
     import numpy as np
     import tensorflow as tf
 
-    from model_garden.components import cifar10
+    from model_garden.datasets import cifar10
     from model_garden.schemas import cifar10 as cifar_schema
 
     names = cifar10.load_label_names(os.path.join(input_base, cifar10.PY_DIR, cifar10.PY_META))
@@ -156,11 +158,12 @@ def _new_model():
     """ResNet-20 v1 compiled as the Trainer compiles it, from fixed initial weights."""
     import tensorflow as tf
 
-    from model_garden.trainers import resnet_cifar
+    from model_garden import nets
+    from model_garden.trainers import image_classifier
 
     tf.keras.utils.set_random_seed(0)
-    model = resnet_cifar.build_resnet(DEPTH, version=1)
-    resnet_cifar.compile_model(model, resnet_cifar.learning_rate_schedule(BATCH, 50000))
+    model = nets.build(NET, num_classes=10)
+    image_classifier.compile_model(model, image_classifier.learning_rate_schedule(BATCH, 50000))
     return model
 
 
@@ -216,7 +219,8 @@ def run() -> str:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from model_garden.trainers import resnet_cifar
+    from model_garden.preprocessing import cifar
+    from model_garden.trainers import image_classifier
 
     input_base = _data_dir()
     load_before = os.getloadavg()
@@ -226,16 +230,18 @@ def run() -> str:
         setup_s = time.monotonic() - start
         fn_args = artifacts["fn_args"]
         tf_transform_output = tft.TFTransformOutput(artifacts["transform_graph"])
-        trainer_ds = resnet_cifar.make_dataset(
+        trainer_ds = image_classifier.make_dataset(
             fn_args.train_files, fn_args.data_accessor, tf_transform_output, BATCH,
-            training=True)
+            training=True, net=NET)
         images, labels = _decoded_train_images(input_base)
         repeats = BATCH // int(np.gcd(len(labels), BATCH))  # 1,000 x 16 = 125 full batches
-        x, y = np.tile(images, (repeats, 1, 1, 1)), np.tile(labels, repeats)
+        x = np.tile(cifar.standardize(images).numpy(), (repeats, 1, 1, 1))
+        y = np.tile(labels, repeats)
         augmented_ds = (
             tf.data.Dataset.from_tensor_slices((images, labels))
             .shuffle(len(labels)).repeat()
-            .map(resnet_cifar.augment, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(lambda image, label: (cifar.preprocess_image(image, is_training=True), label),
+                 num_parallel_calls=tf.data.AUTOTUNE)
             .batch(BATCH, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
         )

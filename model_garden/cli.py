@@ -11,7 +11,7 @@ from typing import Dict, Tuple
 import click
 import yaml
 
-from model_garden.components.datasets import SplitSpec, get_dataset
+from model_garden.datasets import DATASETS, SplitSpec, get_dataset
 from model_garden.pipelines import recipes as recipes_lib
 from model_garden.trainers.strategies import STRATEGIES
 
@@ -82,10 +82,23 @@ def cli():
 
 @cli.command("list")
 def list_recipes():
-    """Print every recipe: name, dataset and model."""
+    """Print every recipe (name, dataset, model), then every dataset.
+
+    The dataset table: name, classes, official train/test sizes, homepage.
+    """
     width = max(len(n) for n in recipes_lib.RECIPES)
     for name, recipe in sorted(recipes_lib.RECIPES.items()):
         click.echo(f"{name:<{width}}  {recipe.dataset:<8}  {recipe.description}")
+    rows = [("dataset", "classes", "train", "test", "homepage")] + [
+        (d.name, str(d.num_classes), f"{d.split_sizes['train']:,}",
+         f"{d.split_sizes['test']:,}", d.homepage)
+        for _, d in sorted(DATASETS.items())
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    click.echo()
+    for name, classes, train, test, homepage in rows:
+        click.echo(f"{name:<{widths[0]}}  {classes:>{widths[1]}}  {train:>{widths[2]}}  "
+                   f"{test:>{widths[3]}}  {homepage}")
 
 
 @cli.command()
@@ -107,7 +120,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
         spans, warm_start):
     """Run RECIPE's pipeline on this machine."""
-    from model_garden.components.datasets import resolve_data_dir
+    from model_garden.datasets import resolve_data_dir
     from model_garden.pipelines import runners
 
     recipe = _recipe(recipe_name)

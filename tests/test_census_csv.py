@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from model_garden.components import census_csv
-from model_garden.components.census_csv import CensusFormatError
+from model_garden.datasets import census_csv
+from model_garden.datasets.census_csv import CensusFormatError
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
-from model_garden.components import census_csv, census_example_gen
-from model_garden.components.datasets import SplitSpec
+from model_garden.components import census_example_gen
+from model_garden.datasets import SplitSpec, census_csv
 
 
 @pytest.fixture(scope="module")

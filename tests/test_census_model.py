@@ -24,7 +24,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
 import model_garden.schemas
-from model_garden.components import census_csv, census_example_gen
+from model_garden.components import census_example_gen
+from model_garden.datasets import census_csv
 from model_garden.schemas import census
 from model_garden.trainers import wide_deep
 

@@ -82,7 +82,7 @@ def output_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def test_rows(census_dir):
     """The real adult.test rows (16,281), parsed by the ExampleGen's own parser."""
-    from model_garden.components import census_csv
+    from model_garden.datasets import census_csv
 
     rows = census_csv.read_file(os.path.join(census_dir, "adult.test")).rows
     assert len(rows) == 16281
@@ -109,7 +109,7 @@ def _overall(result):
 
 
 def _labels(rows):
-    from model_garden.components import census_csv
+    from model_garden.datasets import census_csv
 
     return np.array([census_csv.LABEL_CLASSES.index(r["income_bracket"]) for r in rows])
 
@@ -143,7 +143,7 @@ def _load_pushed(root, recipe):
 def _predict_raw(model, rows):
     import tensorflow as tf
 
-    from model_garden.components import census_csv
+    from model_garden.datasets import census_csv
 
     columns = {
         name: tf.constant([r[name] for r in rows],

@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
 import model_garden.schemas
-from model_garden.components import census_csv
+from model_garden.datasets import census_csv
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,19 @@ def test_schema_matches_the_real_values(schema, rows):
         assert census_csv.MISSING in features[name].string_domain.value
     assert list(features["income_bracket"].string_domain.value) == list(census_csv.LABEL_CLASSES)
     assert list(features["income_bracket"].not_in_environment) == ["SERVING"]
+
+
+def test_transform_module_columns_are_the_schema_and_reader_columns(schema):
+    # wide_deep's predict_raw signature takes its columns from schemas.census.
+    from model_garden.schemas import census
+
+    features = {f.name: f for f in schema.feature}
+    assert list(census.RAW_FEATURE_COLUMNS) + [census.RAW_LABEL_KEY] == list(features)
+    assert census.RAW_FEATURE_COLUMNS == census_csv.FEATURE_COLUMNS
+    numeric = [n for n, f in features.items() if f.type == schema_pb2.INT]
+    assert list(census.RAW_NUMERIC_COLUMNS) == numeric == list(census_csv.NUMERIC_COLUMNS)
+    label_domain = tuple(features[census.RAW_LABEL_KEY].string_domain.value)
+    assert census.LABEL_CLASSES == label_domain == census_csv.LABEL_CLASSES
 
 
 def test_real_rows_have_no_anomalies(schema, rows):

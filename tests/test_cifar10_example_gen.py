@@ -16,7 +16,7 @@ import pytest
 
 from model_garden.components import cifar10_example_gen as gen
 from model_garden.components import image_example as ie
-from model_garden.components.datasets import SplitSpec
+from model_garden.datasets import SplitSpec
 from tests.test_cifar10_readers import (
     real_split,
     write_binary_batch,
@@ -79,7 +79,7 @@ def real(data_root):
 
 @pytest.fixture(scope="module")
 def names(data_root):
-    from model_garden.components import cifar10
+    from model_garden.datasets import cifar10
 
     return cifar10.load_label_names(
         os.path.join(data_root, "cifar10", "cifar-10-batches-py", "batches.meta")

@@ -79,7 +79,7 @@ def test_images(data_root):
     Labels are the index of each file's class folder in the real
     ``batches.meta``, which is how the ExampleGen labels them.
     """
-    from model_garden.components import cifar10
+    from model_garden.datasets import cifar10
 
     base = os.path.join(data_root, "cifar10")
     names = cifar10.load_label_names(os.path.join(base, cifar10.PY_DIR, cifar10.PY_META))
@@ -116,7 +116,7 @@ def test_every_component_completes_and_the_model_is_pushed(run, data_root):
     assert "pushed: " + os.path.join(_serving(root), versions[0]) in stdout
     # The ExampleGen labelled the official split (the JPEG folders) in the
     # order of the real batches.meta (its label_names.txt: line i = label i).
-    from model_garden.components import cifar10
+    from model_garden.datasets import cifar10
 
     [examples] = glob.glob(os.path.join(root, RECIPE, "pipeline", "ExampleGen", "examples", "*"))
     assert sorted(os.listdir(examples)) == ["Split-test", "Split-train", "label_names.txt"]

@@ -16,7 +16,7 @@ import pickle
 import numpy as np
 import pytest
 
-from model_garden.components import cifar10, image_folder
+from model_garden.datasets import cifar10, image_folder
 
 JPG = "cifar-10-images-jpg"
 

@@ -13,8 +13,8 @@ import urllib.parse
 
 import pytest
 
-from model_garden.components import datasets
-from model_garden.components.download import DownloadError, RemoteFile, download, sha256_of
+from model_garden import datasets
+from model_garden.datasets.download import DownloadError, RemoteFile, download, sha256_of
 
 PRESENT = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz")
 
@@ -177,8 +177,8 @@ def test_resolve_data_dir_downloads(server, registry_files, mnist_dir, monkeypat
 
 def test_every_registered_checksum_matches_the_real_file_where_shared(data_root):
     """The registry's sha256 of each canonical file equals that of the real copy."""
-    from model_garden.components.datasets import DATASETS
-    from model_garden.components.download import sha256_of
+    from model_garden.datasets import DATASETS
+    from model_garden.datasets.download import sha256_of
 
     checked = []
     for dataset in DATASETS.values():

@@ -8,7 +8,7 @@ batch, every 5th image) and ``test_batch`` (the 1,000 real test JPEGs),
 written as the canonical pickles are (see ``test_cifar10_readers``), plus the
 real ``batches.meta`` and ``readme.html``. The tarball is served by a
 loopback ``http.server`` (127.0.0.1, a free port) and fetched by
-:func:`model_garden.components.download.download_all` exactly as from
+:func:`model_garden.datasets.download.download_all` exactly as from
 cs.toronto.edu: sha256-checked, then extracted into the cache folder.
 
 Archives with a member that would write outside the extracted folder (a
@@ -29,9 +29,8 @@ import threading
 import numpy as np
 import pytest
 
-from model_garden.components import cifar10
-from model_garden.components.datasets import get_dataset
-from model_garden.components.download import DownloadError, download_all, sha256_of
+from model_garden.datasets import cifar10, get_dataset
+from model_garden.datasets.download import DownloadError, download_all, sha256_of
 from tests.test_cifar10_readers import real_split, write_python_batch
 
 ARCHIVE = "cifar-10-python.tar.gz"

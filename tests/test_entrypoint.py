@@ -199,7 +199,8 @@ def _write_census_examples(data_root, uri, splits):
     """60 real census rows as gzipped tf.Examples, ExampleGen's layout (``Split-<name>/``)."""
     import tensorflow as tf
 
-    from model_garden.components import census_csv, census_example_gen
+    from model_garden.components import census_example_gen
+    from model_garden.datasets import census_csv
 
     with open(os.path.join(data_root, "census", "adult.data")) as f:
         rows = [census_csv.parse_line(line) for line in f if line.strip()][:60]

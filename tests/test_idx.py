@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from model_garden.components.idx import (
+from model_garden.datasets.idx import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
     IdxFormatError,

@@ -13,7 +13,7 @@ from tfx.types import standard_artifacts, standard_component_specs as specs
 
 from model_garden.components import input_spans as spans_lib
 from model_garden.components import mnist_example_gen as meg
-from model_garden.components.datasets import SplitSpec
+from model_garden.datasets import SplitSpec
 from tests.test_mnist_example_gen import (  # noqa: F401  (real_t10k is a fixture)
     _pixels_to_label, _read_split, _subset_dir, real_t10k)
 

@@ -17,8 +17,8 @@ from tfx.utils import proto_utils
 
 from model_garden.components import image_example as ie
 from model_garden.components import mnist_example_gen as meg
-from model_garden.components.datasets import SplitSpec, get_dataset
-from model_garden.components.idx import IdxFormatError, read_idx_pair
+from model_garden.datasets import SplitSpec, get_dataset
+from model_garden.datasets.idx import IdxFormatError, read_idx_pair
 
 N_SUBSET = 500
 KEYS = {ie.IMAGE_ENCODED_KEY, ie.IMAGE_FORMAT_KEY, ie.LABEL_KEY, ie.HEIGHT_KEY, ie.WIDTH_KEY}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_garden.components.idx import read_idx_pair
+from model_garden.datasets.idx import read_idx_pair
 from model_garden.components.image_example import png_example
 from model_garden.schemas import mnist as mnist_schema
 from model_garden.trainers import mnist

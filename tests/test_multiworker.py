@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import pytest
 
-from model_garden.components.idx import read_idx_pair
+from model_garden.datasets.idx import read_idx_pair
 from model_garden.kubeflow import tfjob_entry
 
 pytestmark = pytest.mark.slow  # several processes training, about a minute

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from model_garden import cli
-from model_garden.components.datasets import DATASETS, SplitSpec
+from model_garden.datasets import DATASETS, SplitSpec
 from model_garden.pipelines import recipes
 
 
@@ -44,11 +44,20 @@ def test_unknown_recipe_names_the_known_ones():
     assert result.exit_code == 2 and "unknown recipe 'lenet'" in result.output
 
 
-def test_list_prints_every_recipe():
+def test_list_prints_every_recipe_then_every_dataset():
     result = CliRunner().invoke(cli.cli, ["list"])
     assert result.exit_code == 0
-    listed = [line.split()[0] for line in result.output.splitlines()]
+    recipe_table, dataset_table = result.output.rstrip("\n").split("\n\n")
+    listed = [line.split()[0] for line in recipe_table.splitlines()]
     assert listed == sorted(recipes.RECIPES)
+    header, *rows = [line.split() for line in dataset_table.splitlines()]
+    assert header == ["dataset", "classes", "train", "test", "homepage"]
+    assert [r[0] for r in rows] == sorted(DATASETS)
+    for name, classes, train, test, homepage in rows:
+        d = DATASETS[name]
+        assert int(classes) == d.num_classes and homepage == d.homepage
+        assert (int(train.replace(",", "")), int(test.replace(",", ""))) == (
+            d.split_sizes["train"], d.split_sizes["test"])
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_bad_depth_is_refused():
 def _real_images(data_root, split, per_class):
     import tensorflow as tf
 
-    from model_garden.components import cifar10
+    from model_garden.datasets import cifar10
 
     root = os.path.join(data_root, "cifar10")
     names = cifar10.load_label_names(os.path.join(root, "cifar-10-batches-py", "batches.meta"))
@@ -174,7 +174,7 @@ def _make_pipeline_inputs(out, data_root):
     from tfx.utils import proto_utils
 
     from model_garden.components import cifar10_example_gen as gen
-    from model_garden.components.datasets import SplitSpec
+    from model_garden.datasets import SplitSpec
 
     src = os.path.join(data_root, "cifar10", JPG)
     base = os.path.join(out, "raw")

@@ -2,7 +2,7 @@
 
 Each input file is read line by line in Beam (one ``FlatMap`` over the
 matched files, so every error names its file and line) and parsed with
-:mod:`model_garden.components.census_csv`. Every row becomes one
+:mod:`model_garden.datasets.census_csv`. Every row becomes one
 ``tf.train.Example`` with the 15 columns as one-value features:
 
 =====================================================  =====  ================
@@ -24,7 +24,7 @@ Splits (``SplitSpec``):
   ``train``:``test`` hash buckets.
 
 Bad rows: by default a malformed row fails the component with
-:class:`~model_garden.components.census_csv.CensusFormatError` (file and line).
+:class:`~model_garden.datasets.census_csv.CensusFormatError` (file and line).
 ``custom_config`` ``{"on_bad_rows": "drop"}`` (see :func:`make_custom_config`)
 drops them instead; each one is logged, their number per file is logged and
 counted in the Beam counter ``census_example_gen:bad_rows_dropped``.
@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterator
 import apache_beam as beam
 
 from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
-from model_garden.components import census_csv
+from model_garden.datasets import census_csv
 
 #: ``custom_config`` key: ``"raise"`` (default) or ``"drop"``.
 ON_BAD_ROWS_KEY = "on_bad_rows"
@@ -162,7 +162,7 @@ def make_example_gen(input_base: str, split, on_bad_rows: str = "raise", input_s
 
     Args:
       input_base: folder holding ``adult.data`` and ``adult.test``.
-      split: a :class:`model_garden.components.datasets.SplitSpec`.
+      split: a :class:`model_garden.datasets.SplitSpec`.
       on_bad_rows: ``"raise"`` or ``"drop"`` (see the module docstring).
 
     Returns:

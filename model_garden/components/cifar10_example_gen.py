@@ -38,7 +38,8 @@ import apache_beam as beam
 from model_garden.components.file_example_gen import (
     SpanExampleGenExecutor, input_window, make_file_example_gen)
 from model_garden.components.input_spans import SPAN_DIR_FORMAT, list_spans
-from model_garden.components import cifar10, image_example, image_folder
+from model_garden.components import image_example
+from model_garden.datasets import cifar10, image_folder
 
 LABEL_NAMES_FILE = "label_names.txt"
 LABEL_NAMES_PROPERTY = "label_names"
@@ -234,7 +235,7 @@ def make_example_gen(input_base: str, split, input_spans=None):
         ``cifar-10-batches-bin/`` or an image folder (see module docstring);
         a remote URI (``gs://...``, when compiling for Kubeflow) is not
         inspected and must hold ``cifar-10-batches-py/``.
-      split: a :class:`model_garden.components.datasets.SplitSpec`.
+      split: a :class:`model_garden.datasets.SplitSpec`.
 
     Returns:
       ``FileBasedExampleGen(...).with_id("ExampleGen")`` producing the splits

@@ -151,7 +151,7 @@ def make_file_example_gen(
 
     Args:
       input_base: the folder of the raw files (local or ``gs://``).
-      split: a :class:`model_garden.components.datasets.SplitSpec`.
+      split: a :class:`model_garden.datasets.SplitSpec`.
       executor_class: a ``BaseExampleGenExecutor`` subclass.
       official_patterns: ``{"train": glob, "test": glob}`` relative to
         ``input_base``, for the official split.

@@ -6,7 +6,7 @@ Reads LeCun's idx files (http://yann.lecun.com/exdb/mnist/) from
 ``tf.train.Example`` per image (PNG; see
 :mod:`model_garden.components.image_example`).
 
-Splits (:class:`~model_garden.components.datasets.SplitSpec`):
+Splits (:class:`~model_garden.datasets.SplitSpec`):
 
 * ``official``: input splits ``train`` (``train-*``) and ``test``
   (``t10k-*``); each must hold a complete images + labels pair.
@@ -34,9 +34,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from model_garden.components.datasets import SplitSpec
+from model_garden.datasets import SplitSpec
 from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
-from model_garden.components.idx import read_idx_pair
+from model_garden.datasets.idx import read_idx_pair
 from model_garden.components.image_example import png_example
 
 OFFICIAL_PATTERNS = {"train": "train-*", "test": "t10k-*"}

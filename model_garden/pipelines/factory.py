@@ -27,7 +27,7 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from model_garden.components.datasets import SplitSpec, get_dataset
+from model_garden.datasets import SplitSpec, get_dataset
 from model_garden.pipelines.recipes import EvalSpec, Recipe
 
 TRAIN_SPLIT = "train"

@@ -40,10 +40,25 @@ numeric the training mean (z-score 0).
 import tensorflow as tf
 import tensorflow_transform as tft
 
+#: The 14 raw feature columns of ``census.pbtxt``, in its (and the Adult
+#: files') order: the inputs of :func:`preprocessing_fn` and of the
+#: trainer's ``predict_raw`` signature. fnlwgt is a raw input, unused here.
+RAW_FEATURE_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+    "occupation", "relationship", "race", "gender", "capital_gain", "capital_loss",
+    "hours_per_week", "native_country",
+)
+#: Raw columns of type INT (int64) in ``census.pbtxt``; the others are BYTES.
+RAW_NUMERIC_COLUMNS = (
+    "age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"
+)
 RAW_LABEL_KEY = "income_bracket"
 #: Transformed label key (``input_fn``'s ``label_key``).
 LABEL_KEY = "label"
 POSITIVE_CLASS = ">50K"
+#: The raw label's classes in class-id order (``label`` 0 and 1), the
+#: ``income_bracket`` domain of ``census.pbtxt``.
+LABEL_CLASSES = ("<=50K", POSITIVE_CLASS)
 MISSING = "?"
 
 #: Continuous columns of the official deep part (``numeric_column``).

@@ -46,7 +46,6 @@ from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
 
-from model_garden.components import census_csv
 from model_garden.schemas import census
 
 KINDS = ("wide", "deep", "wide_deep")
@@ -237,7 +236,7 @@ def serving_outputs(probabilities) -> Dict[str, tf.Tensor]:
     string, ``["<=50K", ">50K"]`` per row: TFMA uses it as the label
     vocabulary, so the raw string label ``income_bracket`` maps to 0/1.
     """
-    labels = tf.constant(census_csv.LABEL_CLASSES)
+    labels = tf.constant(census.LABEL_CLASSES)
     class_ids = tf.cast(probabilities >= 0.5, tf.int64)
     return {
         PREDICTION_KEY: probabilities,
@@ -257,10 +256,10 @@ def make_predict_raw_fn(model, tf_transform_output):
     """
     if getattr(model, "tft_layer", None) is None:
         model.tft_layer = tf_transform_output.transform_features_layer()
-    names = census_csv.FEATURE_COLUMNS
+    names = census.RAW_FEATURE_COLUMNS
     specs = [
         tf.TensorSpec(
-            [None], tf.int64 if n in census_csv.NUMERIC_COLUMNS else tf.string, name=n
+            [None], tf.int64 if n in census.RAW_NUMERIC_COLUMNS else tf.string, name=n
         )
         for n in names
     ]
@@ -330,7 +329,7 @@ def run_fn(fn_args) -> None:
     )
     steps.fit(model, train, evaluation, fn_args, config)
     serve_examples = export.make_serve_tf_examples_fn(
-        model, tf_transform_output, census_csv.LABEL_KEY, serving_outputs
+        model, tf_transform_output, census.RAW_LABEL_KEY, serving_outputs
     )
     signatures = {
         "serving_default": serve_examples,

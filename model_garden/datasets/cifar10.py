@@ -79,11 +79,6 @@ def rows_to_images(rows: np.ndarray) -> np.ndarray:
     return rows.reshape(-1, CHANNELS, HEIGHT, WIDTH).transpose(0, 2, 3, 1)
 
 
-def images_to_rows(images: np.ndarray) -> np.ndarray:
-    """uint8 ``[N, 32, 32, 3]`` -> CIFAR rows ``[N, 3072]`` (inverse of above)."""
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(-1, NUM_PIXELS)
-
-
 def _latin1_encode(text, encoding="latin1"):
     # How Python 3 pickles bytes at protocol <= 2: _codecs.encode(str, "latin1").
     if encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):

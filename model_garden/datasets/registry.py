@@ -1,4 +1,7 @@
-"""The dataset registry: name -> canonical files and ExampleGen factory.
+"""The dataset registry: name -> canonical files, sizes and ExampleGen factory.
+
+Pure Python (no TensorFlow): ``model-garden list`` and the recipe registry
+import it.
 
 A dataset's raw files are found, in this order:
 
@@ -7,7 +10,7 @@ A dataset's raw files are found, in this order:
    ``shared/data``: ``mnist/``, ``census/``, ``cifar10/``, ...);
 3. the download cache ``$MODEL_GARDEN_CACHE/<dataset>`` (default
    ``~/.cache/model-garden/<dataset>``), filled from the canonical URLs with
-   a sha256 check (see :mod:`model_garden.components.download`).
+   a sha256 check (see :mod:`model_garden.datasets.download`).
 
 Every ExampleGen factory has the signature
 ``make_example_gen(input_base: str, split: SplitSpec, input_spans=None) -> BaseComponent`` and
@@ -16,11 +19,12 @@ produces the splits ``train`` and ``test``.
 
 import dataclasses
 import importlib
+import math
 import os
 import re
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
-from model_garden.components.download import RemoteFile, download_all
+from model_garden.datasets.download import RemoteFile, download_all
 
 DATA_ENV = "MODEL_GARDEN_DATA"
 CACHE_ENV = "MODEL_GARDEN_CACHE"
@@ -77,13 +81,41 @@ class Dataset:
         fetches.
       example_gen: dotted path of the ExampleGen factory
         ``(input_base: str, split: SplitSpec) -> BaseComponent``.
-      homepage: the dataset's page (for ``model-garden list`` and docs).
+      homepage: the dataset's page (printed by ``model-garden list``).
+      num_classes: number of label classes (the model's output units; 2 for
+        a binary label).
+      split_sizes: number of examples of each official split, ``"train"``
+        and ``"test"``, as published (the registry entry cites the page or
+        paper each number comes from). With ``--split hash`` the sizes of
+        the splits differ; these are the official files'.
     """
 
     name: str
     files: Sequence[RemoteFile]
     example_gen: str
     homepage: str
+    num_classes: int
+    split_sizes: Mapping[str, int] = dataclasses.field(hash=False)  # a dict: unhashable
+
+    def steps_per_epoch(self, batch_size: int, split: str = "train") -> int:
+        """Batches of ``batch_size`` in one pass over official ``split``.
+
+        ``ceil(split_sizes[split] / batch_size)``: the last, partial batch
+        counts as a step (``tf.data`` without ``drop_remainder``).
+
+        Raises:
+          ValueError: ``batch_size`` < 1.
+          KeyError: ``split`` is not in :attr:`split_sizes`, naming those that are.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        try:
+            size = self.split_sizes[split]
+        except KeyError:
+            raise KeyError(
+                f"dataset {self.name!r} has no split {split!r}; known: {sorted(self.split_sizes)}"
+            ) from None
+        return math.ceil(size / batch_size)
 
     def make_example_gen(self, input_base: str, split: SplitSpec, input_spans=None):
         """Builds this dataset's ExampleGen component reading ``input_base``.
@@ -134,6 +166,10 @@ DATASETS: Dict[str, Dataset] = {
         ),
         example_gen="model_garden.components.mnist_example_gen.make_example_gen",
         homepage="http://yann.lecun.com/exdb/mnist/",
+        # http://yann.lecun.com/exdb/mnist/: "a training set of 60,000
+        # examples, and a test set of 10,000 examples"; digits 0..9.
+        num_classes=10,
+        split_sizes={"train": 60_000, "test": 10_000},
     ),
     "census": Dataset(
         name="census",
@@ -150,6 +186,10 @@ DATASETS: Dict[str, Dataset] = {
         ),
         example_gen="model_garden.components.census_example_gen.make_example_gen",
         homepage="https://archive.ics.uci.edu/dataset/2/adult",
+        # adult.names: "48842 instances ... (train=32561, test=16281)"; the
+        # class is ">50K, <=50K.".
+        num_classes=2,
+        split_sizes={"train": 32_561, "test": 16_281},
     ),
     # CIFAR-10, python version; sha256 of the canonical tarball.
     "cifar10": Dataset(
@@ -164,6 +204,11 @@ DATASETS: Dict[str, Dataset] = {
         ),
         example_gen="model_garden.components.cifar10_example_gen.make_example_gen",
         homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+        # https://www.cs.toronto.edu/~kriz/cifar.html (Krizhevsky 2009):
+        # "60000 32x32 colour images in 10 classes ... 50000 training images
+        # and 10000 test images" (5 data batches + 1 test batch of 10,000).
+        num_classes=10,
+        split_sizes={"train": 50_000, "test": 10_000},
     ),
 }
 
