@@ -9,9 +9,9 @@ import os
 from typing import Dict, Tuple
 
 import click
-import yaml
 
 from model_garden.datasets import DATASETS, SplitSpec, get_dataset
+from model_garden.option_groups import option_group
 from model_garden.pipelines import recipes as recipes_lib
 from model_garden.trainers.strategies import STRATEGIES
 
@@ -19,18 +19,31 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFX 1.16 needs tf-keras
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _parse_sets(pairs: Tuple[str, ...], strategy=None) -> Dict:
-    """``("batch_size=64", ...)`` -> ``{"batch_size": 64}`` (values read as YAML).
+def _trainer_overrides(recipe: recipes_lib.Recipe, pairs: Tuple[str, ...], strategy=None) -> Dict:
+    """``("batch_size=64", ...)`` -> ``{"batch_size": 64}``, typed by the recipe's Trainer config.
 
-    ``strategy``, when given, becomes the ``strategy`` entry.
+    ``strategy`` (``--strategy``), when given, becomes the ``strategy`` entry.
+    Checked before anything runs: a pair that is not KEY=VALUE, an unknown key
+    or a bad value is one error that lists the valid keys.
     """
+    from model_garden.trainers.configs import ConfigError
+
     out = {"strategy": strategy} if strategy else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
-        out[key] = yaml.safe_load(value)
-    return out
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE; valid keys for "
+                                     f"{recipe.name}: {', '.join(recipe.config.keys())}",
+                                     param_hint="--set")
+        out[key.strip()] = value
+    try:
+        config = recipe.config.override(out)
+    except ConfigError as e:
+        message = str(e)
+        if "valid keys" not in message:
+            message += f" (valid keys: {', '.join(recipe.config.keys())})"
+        raise click.BadParameter(f"{recipe.name}: {message}", param_hint="--set") from None
+    return {key: getattr(config, key) for key in out}
 
 
 def _recipe(name: str) -> recipes_lib.Recipe:
@@ -47,32 +60,29 @@ def _split(_ctx, _param, value: str) -> SplitSpec:
         raise click.BadParameter(str(e)) from None
 
 
-def _pipeline_flags(f):
-    """Options every command that builds a pipeline shares."""
-    options = [
-        click.option("--split", default="official", callback=_split, show_default=True,
-                     help="'official' train/test files, or 'hash[:TRAIN/TEST]' over the files present."),
-        click.option("--train-steps", type=int, help="Trainer steps (default: the recipe's)."),
-        click.option("--eval-steps", type=int, help="Trainer eval steps (default: the recipe's)."),
-        click.option("--threshold", type=float,
-                     help="Lower bound of the blessing metric (default: the recipe's)."),
-        click.option("--change-tolerance", type=float, default=0.0, show_default=True,
-                     help="Allowed drop of the blessing metric against the latest blessed model."),
-        click.option("--strategy", type=click.Choice(STRATEGIES),
-                     help="tf.distribute strategy of the Trainer (default: the recipe's, 'auto': "
-                          "Mirrored over the visible GPUs, else one device)."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Override a Trainer hyperparameter (custom_config), e.g. batch_size=64."),
-        click.option("--spans", type=click.IntRange(min=1), metavar="K",
-                     help="The data arrives as <input base>/span-N/ folders: train on the "
-                          "last K spans (1: the latest only). Default: the folder as is."),
-        click.option("--warm-start", is_flag=True,
-                     help="Start training from the latest blessed model's weights (the "
-                          "Trainer's base_model), when one was pushed."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+#: Options every command that builds a pipeline shares.
+_pipeline_flags = option_group(
+    click.option("--split", default="official", callback=_split, show_default=True,
+                 help="'official' train/test files, or 'hash[:TRAIN/TEST]' over the files present."),
+    click.option("--train-steps", type=int, help="Trainer steps (default: the recipe's)."),
+    click.option("--eval-steps", type=int, help="Trainer eval steps (default: the recipe's)."),
+    click.option("--threshold", type=float,
+                 help="Lower bound of the blessing metric (default: the recipe's)."),
+    click.option("--change-tolerance", type=float, default=0.0, show_default=True,
+                 help="Allowed drop of the blessing metric against the latest blessed model."),
+    click.option("--strategy", type=click.Choice(STRATEGIES),
+                 help="tf.distribute strategy of the Trainer (default: the recipe's, 'auto': "
+                      "Mirrored over the visible GPUs, else one device)."),
+    click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                 help="Override a field of the recipe's typed Trainer config (its custom_config), "
+                      "e.g. batch_size=64 (repeatable; an unknown key lists the valid ones)."),
+    click.option("--spans", type=click.IntRange(min=1), metavar="K",
+                 help="The data arrives as <input base>/span-N/ folders: train on the "
+                      "last K spans (1: the latest only). Default: the folder as is."),
+    click.option("--warm-start", is_flag=True,
+                 help="Start training from the latest blessed model's weights (the "
+                      "Trainer's base_model), when one was pushed."),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,11 +134,12 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     from model_garden.pipelines import runners
 
     recipe = _recipe(recipe_name)
+    overrides = _trainer_overrides(recipe, sets, strategy)
     input_base = resolve_data_dir(recipe.dataset, data_dir)
     options = runners.local_options(
         recipe, output_root, input_base,
         split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
-        change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
+        change_tolerance=change_tolerance, hyperparameters=overrides,
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
                                                       direct_running_mode),
         enable_cache=not no_cache, spans=spans, warm_start=warm_start,
@@ -223,6 +234,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
     from model_garden.pipelines.factory import PipelineOptions
 
     recipe = _recipe(recipe_name)
+    overrides = _trainer_overrides(recipe, sets, strategy)
     if gpu and tpu:
         raise click.UsageError("--gpu and --tpu exclude each other: the Trainer runs on one "
                                "node pool")
@@ -239,7 +251,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
             pipeline_root=root,
             serving_dir=serving_dir or f"{root}/serving/{recipe.name}",
             split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
-            change_tolerance=change_tolerance, hyperparameters=_parse_sets(sets, strategy),
+            change_tolerance=change_tolerance, hyperparameters=overrides,
             schemas_dir=f"{kubeflow.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
             spans=spans, warm_start=warm_start,
         )

@@ -176,3 +176,107 @@ def test_chief_and_worker_train_one_model_like_a_single_worker(tmp_path, mnist_d
         assert np.isfinite(logits.numpy()).all()
         shapes[name] = tuple(logits.shape)
     assert shapes["multi"] == shapes["single"] == (16, 10)
+
+
+# --- a restarted TFJob: every replica resumes from the same epoch -------------------------
+
+RESTART_RUN_FN = "tests.test_multiworker.image_run_fn"
+KILL_ENV = "MODEL_GARDEN_TEST_KILL_AT_EPOCH"
+IMAGE_STEPS, IMAGE_STEPS_PER_EPOCH, IMAGE_KILL_AT_EPOCH = 8, 2, 2
+IMAGE_CONFIG = {"net": "resnet_v1_20_cifar", "num_classes": 10, "batch_size": 8,
+                "train_examples": 16, "steps_per_epoch": IMAGE_STEPS_PER_EPOCH, "strategy": "multi_worker",
+                "mixed_precision": "float32", "epochs_between_evals": 2}
+
+
+def image_run_fn(fn_args):
+    """The CIFAR image classifier's ``train``; prints each epoch it starts, and
+    SIGKILLs itself at the start of epoch ``$MODEL_GARDEN_TEST_KILL_AT_EPOCH``
+    (what a preempted node does to a replica)."""
+    import signal
+
+    import tensorflow as tf
+
+    from model_garden.trainers import image_classifier
+
+    class Probe(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            print(f"EPOCH_BEGIN {epoch}", flush=True)
+            if str(epoch) == os.environ.get(KILL_ENV):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    image_classifier.train(fn_args, callbacks=[Probe()])
+
+
+def _image_invocation(paths, root):
+    from tfx.types import standard_artifacts
+
+    def artifact(cls, uri):
+        a = cls()
+        a.uri = uri
+        return a
+
+    examples = artifact(standard_artifacts.Examples, paths["examples"])
+    examples.split_names = paths["split_names"]
+    return tfjob_entry.dump_invocation(
+        os.path.join(root, "model_run", "tfjob", "fn_args.json"),
+        {"examples": [examples],
+         "transform_graph": [artifact(standard_artifacts.TransformGraph, paths["transform_graph"])],
+         "schema": [artifact(standard_artifacts.Schema, paths["schema"])]},
+        {"model": [artifact(standard_artifacts.Model, os.path.join(root, "model"))],
+         "model_run": [artifact(standard_artifacts.ModelRun, os.path.join(root, "model_run"))]},
+        {"train_args": json.dumps({"splits": ["train"], "num_steps": IMAGE_STEPS}),
+         "eval_args": json.dumps({"splits": ["test"], "num_steps": 1}),
+         "run_fn": RESTART_RUN_FN,
+         "custom_config": json.dumps(IMAGE_CONFIG)})
+
+
+def _first_epoch(text):
+    epochs = [int(l.split()[1]) for l in text.splitlines() if l.startswith("EPOCH_BEGIN ")]
+    assert epochs, text[-3000:]
+    return epochs[0]
+
+
+def test_killed_replicas_all_resume_from_the_chiefs_last_epoch(tmp_path, data_root):
+    """Chief and worker train the CIFAR ResNet under MultiWorkerMirroredStrategy, are
+    SIGKILLed at the start of epoch 2 (the TFJob's pods die), and start again on the same
+    invocation (the Training Operator restarts them): both resume at epoch 2 from the
+    chief's checkpoint, train the remaining epochs in step and the chief exports."""
+    from tests.test_image_classifier import _make_pipeline_inputs
+
+    paths = _make_pipeline_inputs(str(tmp_path / "inputs"), data_root)
+    out = str(tmp_path / "out")
+    fn_args = _image_invocation(paths, out)
+    cluster = {"chief": [f"localhost:{_free_port()}"], "worker": [f"localhost:{_free_port()}"]}
+    tf_config = {k: {"cluster": cluster, "task": {"type": k, "index": 0}}
+                 for k in ("chief", "worker")}
+
+    def launch(attempt, kill_at):
+        os.environ[KILL_ENV] = str(kill_at)
+        try:
+            logs = {k: str(tmp_path / f"{k}-{attempt}.log") for k in tf_config}
+            processes = {k: _start(fn_args, tf_config[k], str(tmp_path / "tmp" / k), logs[k])
+                         for k in tf_config}
+        finally:
+            del os.environ[KILL_ENV]
+        results = {}
+        for k, p in processes.items():
+            try:
+                p.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                for q in processes.values():
+                    q.kill()
+                p.wait()
+            with open(logs[k]) as f:
+                results[k] = (p.returncode, f.read())
+        return results
+
+    killed = launch(1, IMAGE_KILL_AT_EPOCH)
+    for k, (code, text) in killed.items():
+        assert code == -9, f"{k} (exit {code}):\n{text[-3000:]}"
+        assert _first_epoch(text) == 0
+    restarted = launch(2, -1)
+    first = {k: _first_epoch(text) for k, (_, text) in restarted.items()}
+    assert first == {"chief": IMAGE_KILL_AT_EPOCH, "worker": IMAGE_KILL_AT_EPOCH}, first
+    for k, (code, text) in restarted.items():
+        assert code == 0, f"{k} (exit {code}):\n{text[-3000:]}"
+    assert os.path.isfile(os.path.join(out, "model", "Format-Serving", "saved_model.pb"))

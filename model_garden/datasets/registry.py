@@ -22,9 +22,10 @@ import importlib
 import math
 import os
 import re
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 from model_garden.datasets.download import RemoteFile, download_all
+from model_garden.registry import Registry
 
 DATA_ENV = "MODEL_GARDEN_DATA"
 CACHE_ENV = "MODEL_GARDEN_CACHE"
@@ -80,7 +81,8 @@ class Dataset:
       files: the canonical files, with sha256 and URLs, that a download
         fetches.
       example_gen: dotted path of the ExampleGen factory
-        ``(input_base: str, split: SplitSpec) -> BaseComponent``.
+        ``(input_base: str, split: SplitSpec) -> BaseComponent``; default
+        ``model_garden.components.<name>_example_gen.make_example_gen``.
       homepage: the dataset's page (printed by ``model-garden list``).
       num_classes: number of label classes (the model's output units; 2 for
         a binary label).
@@ -91,11 +93,16 @@ class Dataset:
     """
 
     name: str
-    files: Sequence[RemoteFile]
-    example_gen: str
     homepage: str
     num_classes: int
     split_sizes: Mapping[str, int] = dataclasses.field(hash=False)  # a dict: unhashable
+    files: Sequence[RemoteFile]
+    example_gen: str = ""
+
+    def __post_init__(self):
+        if not self.example_gen:  # the convention: components/<name>_example_gen.py
+            object.__setattr__(self, "example_gen",
+                               f"model_garden.components.{self.name}_example_gen.make_example_gen")
 
     def steps_per_epoch(self, batch_size: int, split: str = "train") -> int:
         """Batches of ``batch_size`` in one pass over official ``split``.
@@ -128,89 +135,56 @@ class Dataset:
         return factory(input_base, split, input_spans=input_spans)
 
 
-# MNIST: http://yann.lecun.com/exdb/mnist/ ; sha256 as published by
-# tensorflow_datasets (image_classification/mnist checksums).
-_MNIST_URLS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-)
-
-# UCI Adult (Becker & Kohavi 1996, CC BY 4.0): the DATA_URL of
-# official/r1/wide_deep/census_dataset.py; sha256 of the UCI originals.
-_CENSUS_URLS = ("https://archive.ics.uci.edu/ml/machine-learning-databases/adult/",)
-
-DATASETS: Dict[str, Dataset] = {
-    "mnist": Dataset(
-        name="mnist",
-        files=(
-            RemoteFile(
-                "train-images-idx3-ubyte.gz",
-                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                _MNIST_URLS,
-            ),
-            RemoteFile(
-                "train-labels-idx1-ubyte.gz",
-                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                _MNIST_URLS,
-            ),
-            RemoteFile(
-                "t10k-images-idx3-ubyte.gz",
-                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                _MNIST_URLS,
-            ),
-            RemoteFile(
-                "t10k-labels-idx1-ubyte.gz",
-                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                _MNIST_URLS,
-            ),
-        ),
-        example_gen="model_garden.components.mnist_example_gen.make_example_gen",
-        homepage="http://yann.lecun.com/exdb/mnist/",
-        # http://yann.lecun.com/exdb/mnist/: "a training set of 60,000
-        # examples, and a test set of 10,000 examples"; digits 0..9.
-        num_classes=10,
-        split_sizes={"train": 60_000, "test": 10_000},
-    ),
-    "census": Dataset(
-        name="census",
-        files=(
-            RemoteFile("adult.data",
-                       "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
-                       _CENSUS_URLS),
-            RemoteFile("adult.test",
-                       "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
-                       _CENSUS_URLS),
-            RemoteFile("adult.names",
-                       "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a",
-                       _CENSUS_URLS),
-        ),
-        example_gen="model_garden.components.census_example_gen.make_example_gen",
-        homepage="https://archive.ics.uci.edu/dataset/2/adult",
-        # adult.names: "48842 instances ... (train=32561, test=16281)"; the
-        # class is ">50K, <=50K.".
-        num_classes=2,
-        split_sizes={"train": 32_561, "test": 16_281},
-    ),
-    # CIFAR-10, python version; sha256 of the canonical tarball.
-    "cifar10": Dataset(
-        name="cifar10",
-        files=(
-            RemoteFile(
-                "cifar-10-python.tar.gz",
-                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-                ("https://www.cs.toronto.edu/~kriz/",),
-                extract="cifar-10-batches-py",
-            ),
-        ),
-        example_gen="model_garden.components.cifar10_example_gen.make_example_gen",
-        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
-        # https://www.cs.toronto.edu/~kriz/cifar.html (Krizhevsky 2009):
-        # "60000 32x32 colour images in 10 classes ... 50000 training images
-        # and 10000 test images" (5 data batches + 1 test batch of 10,000).
-        num_classes=10,
-        split_sizes={"train": 50_000, "test": 10_000},
-    ),
+#: sha256 of every canonical file: MNIST as published by tensorflow_datasets
+#: (image_classification/mnist checksums), UCI Adult and CIFAR-10 of the
+#: originals.
+_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    "adult.data": "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
+    "adult.test": "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
+    "adult.names": "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a",
+    "cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
 }
+
+
+def _remote(urls: Sequence[str], *names: str, **kwargs) -> Tuple[RemoteFile, ...]:
+    """The :class:`RemoteFile` of each file name (sha256 from :data:`_SHA256`), fetched from ``urls``."""
+    return tuple(RemoteFile(name, _SHA256[name], tuple(urls), **kwargs) for name in names)
+
+
+#: name -> :class:`Dataset`.
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+# MNIST: http://yann.lecun.com/exdb/mnist/ ("a training set of 60,000 examples,
+# and a test set of 10,000 examples"; digits 0..9).
+DATASETS.register(Dataset(
+    name="mnist", homepage="http://yann.lecun.com/exdb/mnist/",
+    num_classes=10, split_sizes={"train": 60_000, "test": 10_000},
+    files=_remote(("https://storage.googleapis.com/cvdf-datasets/mnist/",
+                   "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+                  "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")))
+
+# UCI Adult (Becker & Kohavi 1996, CC BY 4.0), the DATA_URL of
+# official/r1/wide_deep/census_dataset.py; adult.names: "48842 instances ...
+# (train=32561, test=16281)", class ">50K, <=50K.".
+DATASETS.register(Dataset(
+    name="census", homepage="https://archive.ics.uci.edu/dataset/2/adult",
+    num_classes=2, split_sizes={"train": 32_561, "test": 16_281},
+    files=_remote(("https://archive.ics.uci.edu/ml/machine-learning-databases/adult/",),
+                  "adult.data", "adult.test", "adult.names")))
+
+# CIFAR-10, python version: https://www.cs.toronto.edu/~kriz/cifar.html
+# (Krizhevsky 2009: "60000 32x32 colour images in 10 classes ... 50000 training
+# images and 10000 test images").
+DATASETS.register(Dataset(
+    name="cifar10", homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+    num_classes=10, split_sizes={"train": 50_000, "test": 10_000},
+    files=_remote(("https://www.cs.toronto.edu/~kriz/",), "cifar-10-python.tar.gz",
+                  extract="cifar-10-batches-py")))
 
 
 def get_dataset(name: str) -> Dataset:
@@ -219,10 +193,7 @@ def get_dataset(name: str) -> Dataset:
     Raises:
       KeyError: naming the registered datasets.
     """
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+    return DATASETS.lookup(name)
 
 
 def cache_dir(name: str) -> str:

@@ -156,14 +156,14 @@ def build_pipeline(
     if workers > 1 and tpu:
         raise ValueError("--workers > 1 trains with MultiWorkerMirroredStrategy on CPUs or "
                          "GPUs; a TPU slice trains in one pod with TPUStrategy: drop --workers")
-    hyperparameters = {**recipe.hyperparameters, **options.hyperparameters}
-    chosen = options.hyperparameters.get("strategy")  # --strategy / --set strategy=...
+    hyperparameters = dict(options.hyperparameters)
+    chosen = hyperparameters.get("strategy")  # --strategy / --set strategy=...
     if workers > 1:
         if chosen not in (None, "multi_worker"):
             raise ValueError(f"--workers {workers} trains with strategy multi_worker, not "
                              f"{chosen!r}: drop the strategy setting")
         hyperparameters["strategy"] = "multi_worker"
-    elif hyperparameters.get("strategy") == "multi_worker":
+    elif recipe.config.override(hyperparameters).strategy == "multi_worker":
         raise ValueError("strategy multi_worker needs a cluster (TF_CONFIG): compile with "
                          "--workers N (N >= 2) to train in a TFJob")
     if tpu:
@@ -308,17 +308,8 @@ def _set_parameter_defaults(spec: Dict[str, Any], pipeline) -> None:
                     entry["description"] = value.description
 
 
-def compile_kubeflow(
-    recipe: Recipe,
-    options: PipelineOptions,
-    image: str,
-    output_path: str,
-    *,
-    accelerator: Optional[Accelerator] = None,
-    beam_args: Sequence[str] = (),
-    workers: int = 1,
-    tfjob_namespace: Optional[str] = None,
-) -> Dict[str, Any]:
+def compile_kubeflow(recipe: Recipe, options: PipelineOptions, image: str, output_path: str,
+                     **build_args) -> Dict[str, Any]:
     """Compiles ``recipe`` into a Kubeflow Pipelines v2 package (YAML).
 
     Args:
@@ -328,7 +319,8 @@ def compile_kubeflow(
       image: the pipeline container image every component runs in.
       output_path: the ``.yaml``/``.yml`` file to write (via a temporary file
         and a rename).
-      accelerator, beam_args, workers, tfjob_namespace: see :func:`build_pipeline`.
+      **build_args: the keyword arguments of :func:`build_pipeline`
+        (``accelerator``, ``beam_args``, ``workers``, ``tfjob_namespace``).
 
     Returns:
       The PipelineSpec (document 1) as a dict.
@@ -347,9 +339,8 @@ def compile_kubeflow(
         raise ValueError(f"the output {output_path!r} must be a .yaml or .yml file")
     if options.metadata_path:
         raise ValueError("metadata_path must be None on Kubeflow (KFP brings its own MLMD)")
-    pipeline = build_pipeline(recipe, options, image, accelerator=accelerator,
-                              beam_args=beam_args, workers=workers,
-                              tfjob_namespace=tfjob_namespace)
+    pipeline = build_pipeline(recipe, options, image, **build_args)
+    accelerator, workers = build_args.get("accelerator"), build_args.get("workers", 1)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image, use_pipeline_spec_2_1=True),

@@ -16,9 +16,14 @@ cluster of ``TF_CONFIG`` (set by the Training Operator).
 
 Only the chief writes the outputs. As the TF multi-worker guide prescribes,
 every replica still runs the same program (saving is a collective step), but
-a non-chief replica's ``serving_model_dir``, ``eval_model_dir`` and
-``model_run_dir`` point into a local temporary folder that is deleted
-afterwards. The chief is task ``chief:0`` (or ``master:0``), or ``worker:0``
+a non-chief replica's ``serving_model_dir`` and ``eval_model_dir`` point
+into a local temporary folder that is deleted afterwards. ``model_run_dir``
+stays the run's own on every replica: it holds the checkpoints every
+replica restores from after a restart (a worker pointed elsewhere resumed
+at epoch 0 while the chief resumed at its last epoch), and the run_fns write
+there only from the chief (Keras' TensorBoard and
+:class:`model_garden.trainers.checkpoints.EpochCheckpoint` send a worker's
+writes to a temporary folder). The chief is task ``chief:0`` (or ``master:0``), or ``worker:0``
 when the cluster has neither.
 
 Exit status: 0 on success; 1 with a message on stderr when the file is
@@ -175,7 +180,6 @@ def run(uri: str, tf_config: Optional[Mapping[str, Any]] = None) -> str:
     scratch = tempfile.mkdtemp(prefix=f"tfjob-{who.replace(':', '-')}-")
     fn_args.serving_model_dir = os.path.join(scratch, "serving_model_dir")
     fn_args.eval_model_dir = os.path.join(scratch, "eval_model_dir")
-    fn_args.model_run_dir = os.path.join(scratch, "model_run_dir")
     log.info("replica %s trains; its outputs go to %s (deleted afterwards)", who, scratch)
     try:
         run_fn(fn_args)

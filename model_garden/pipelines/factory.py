@@ -25,7 +25,7 @@ baseline::
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 from model_garden.datasets import SplitSpec, get_dataset
 from model_garden.pipelines.recipes import EvalSpec, Recipe
@@ -53,7 +53,9 @@ class PipelineOptions:
         the recipe's default).
       change_tolerance: how far below the latest blessed model's value the
         threshold metric may fall and still be blessed (0: not at all).
-      hyperparameters: overrides of the recipe's ``custom_config``.
+      hyperparameters: overrides of fields of the recipe's Trainer config
+        (``--set``; strings are converted to each field's type,
+        :meth:`model_garden.trainers.configs.TrainerConfig.override`).
       beam_pipeline_args: Beam options for ExampleGen, StatisticsGen,
         Transform and Evaluator.
       schemas_dir: where the curated schema files are, as the executing
@@ -219,8 +221,8 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     )
     baseline = baseline_lib.LatestBlessedModel(options.serving_dir, pushed_version).with_id(
         baseline_lib.COMPONENT_ID)
-    hyperparameters: Dict[str, Any] = dict(recipe.hyperparameters)
-    hyperparameters.update(options.hyperparameters)
+    # Typed and checked here, before any component runs (ConfigError names the valid keys).
+    trainer_config = recipe.config.override(options.hyperparameters)
     trainer = tfx.components.Trainer(
         run_fn=recipe.run_fn,
         # Without materialized examples the run_fn applies the transform graph.
@@ -233,7 +235,7 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         eval_args=tfx.proto.EvalArgs(
             splits=[EVAL_SPLIT], num_steps=options.eval_steps or recipe.eval_steps
         ),
-        custom_config=hyperparameters,
+        custom_config=trainer_config.to_custom_config(),
         base_model=baseline.outputs["model"] if options.warm_start else None,
         custom_executor_spec=_executor_spec(options.trainer_executor),
     )

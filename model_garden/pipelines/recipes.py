@@ -9,7 +9,12 @@ and where the Pusher puts it. Adding a recipe is one :class:`Recipe` entry in
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Sequence, Tuple
+import math
+from typing import Any, Mapping, Sequence, Tuple
+
+from model_garden.datasets import get_dataset
+from model_garden.registry import Registry
+from model_garden.trainers import configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +56,17 @@ class Recipe:
     Attributes:
       name: registry key, e.g. ``"mnist"``; also the pushed model's name.
       description: one line for ``model-garden list``.
-      dataset: key in :data:`model_garden.components.datasets.DATASETS`.
+      dataset: key in :data:`model_garden.datasets.DATASETS`.
       schema_file: curated schema, a file name in ``model_garden/schemas/``.
       preprocessing_fn: dotted import path of the Transform
         ``preprocessing_fn``.
       run_fn: dotted import path of the Trainer ``run_fn``.
       train_steps: default Trainer training steps.
       eval_steps: default Trainer evaluation steps.
-      hyperparameters: the Trainer's ``custom_config`` (batch size, learning
-        rate, ...); ``--set KEY=VALUE`` overrides entries.
+      config: the Trainer's typed config
+        (:mod:`model_garden.trainers.configs`), passed as its
+        ``custom_config``; ``--set KEY=VALUE`` overrides fields
+        (:meth:`~model_garden.trainers.configs.TrainerConfig.override`).
       eval: the Evaluator configuration.
       materialize: whether Transform writes transformed examples (``False``
         for large images: the Trainer then applies the transform graph).
@@ -73,45 +80,36 @@ class Recipe:
     run_fn: str
     train_steps: int
     eval_steps: int
-    hyperparameters: Mapping[str, Any]
+    config: configs.TrainerConfig
     eval: EvalSpec
     materialize: bool = True
 
 
-RECIPES: Dict[str, Recipe] = {}
-
-
-def register(recipe: Recipe) -> Recipe:
-    """Adds ``recipe`` to :data:`RECIPES`.
-
-    Raises:
-      ValueError: a recipe of that name exists already, or the threshold
-        metric is not one of the recipe's metrics.
-    """
-    if recipe.name in RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is registered twice")
+def _check(recipe: Recipe) -> None:
     if recipe.eval.threshold_metric not in recipe.eval.metrics:
         raise ValueError(
             f"recipe {recipe.name!r}: threshold metric "
             f"{recipe.eval.threshold_metric!r} is not among {list(recipe.eval.metrics)}"
         )
-    RECIPES[recipe.name] = recipe
-    return recipe
 
 
-def get_recipe(name: str) -> Recipe:
-    """The registered recipe ``name``.
+#: name -> :class:`Recipe`.
+RECIPES: Registry[Recipe] = Registry("recipe", _check)
+#: Adds a :class:`Recipe` (``ValueError``: a second one of the same name, or a
+#: threshold metric that is not one of its metrics).
+register = RECIPES.register
+#: The registered recipe ``name`` (``KeyError`` naming the known ones).
+get_recipe = RECIPES.lookup
 
-    Raises:
-      KeyError: naming the registered recipes.
-    """
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise KeyError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}") from None
+
+def epochs_of(dataset: str, epochs: int, batch_size: int) -> int:
+    """Steps of ``epochs`` passes over ``dataset``'s official train split at ``batch_size``:
+    ``ceil(epochs * examples / batch_size)`` (the examples of all epochs in full batches)."""
+    return math.ceil(epochs * get_dataset(dataset).split_sizes["train"] / batch_size)
 
 
 # --- MNIST: tensorflow/models official/mnist (r1/mnist/mnist.py) -------------
+_MNIST = configs.MnistConfig()
 register(
     Recipe(
         name="mnist",
@@ -120,17 +118,12 @@ register(
         schema_file="mnist.pbtxt",
         preprocessing_fn="model_garden.schemas.mnist.preprocessing_fn",
         run_fn="model_garden.trainers.mnist.run_fn",
-        # 15 epochs of the 80/20 hash split of the 10k test set at batch 100
-        # (10 epochs measured 98.3-98.4% eval accuracy). The official model
-        # trains 40 epochs of 60k at Adam 1e-4; with 20x fewer steps, 1e-3
-        # converges where 1e-4 does not.
-        train_steps=1200,
+        # 15 epochs of the 80/20 hash split of the 10k test set (8,000 digits)
+        # at batch 100, what `make demo` trains on (10 epochs measured
+        # 98.3-98.4% eval accuracy); 2 epochs of the full 60k training set.
+        train_steps=15 * 8000 // _MNIST.batch_size,
         eval_steps=20,
-        hyperparameters={
-            "batch_size": 100,
-            "learning_rate": 1e-3,
-            "strategy": "auto",
-        },
+        config=_MNIST,
         eval=EvalSpec(
             label_key="image/class/label",
             prediction_key="probabilities",
@@ -146,12 +139,8 @@ register(
 
 # --- Census income: tensorflow/models official/r1/wide_deep (census_main.py) --
 # README: "The final accuracy should be over 83% with any of the three model types."
-_CENSUS_RATES = {  # canned-estimator defaults (see trainers/wide_deep.py)
-    "wide": {"learning_rate": 0.2},  # LinearClassifier: FTRL
-    "deep": {"learning_rate": 0.05},  # DNNClassifier: Adagrad
-    "wide_deep": {"learning_rate": 0.005, "dnn_learning_rate": 0.001},  # DNNLinearCombined
-}
-for _kind, _rates in _CENSUS_RATES.items():
+for _kind in configs.CENSUS_LEARNING_RATES:
+    _census = configs.WideDeepConfig(model_type=_kind)
     register(
         Recipe(
             name=f"census_{_kind}",
@@ -160,11 +149,11 @@ for _kind, _rates in _CENSUS_RATES.items():
             schema_file="census.pbtxt",
             preprocessing_fn="model_garden.schemas.census.preprocessing_fn",
             run_fn="model_garden.trainers.wide_deep.run_fn",
-            # 10 epochs of adult.data at the official batch 40: ceil(32,561 * 10 / 40);
-            # the official 40 epochs gained nothing measurable for `wide`.
-            train_steps=8141,
-            eval_steps=407,  # floor(16,281 / 40)
-            hyperparameters={"model_type": _kind, "batch_size": 40, "strategy": "auto", **_rates},
+            # 10 epochs of adult.data at the official batch 40 (the official
+            # 40 epochs gained nothing measurable for `wide`).
+            train_steps=epochs_of("census", 10, _census.batch_size),
+            eval_steps=get_dataset("census").split_sizes["test"] // _census.batch_size,
+            config=_census,
             eval=EvalSpec(
                 label_key="income_bracket",
                 prediction_key="probabilities",
@@ -180,21 +169,24 @@ for _kind, _rates in _CENSUS_RATES.items():
 # --- CIFAR-10 ResNet: tensorflow/models official/resnet (cifar10_main.py) ----
 # He et al. 2015 (arXiv:1512.03385) Table 6, CIFAR-10 test error (%).
 _CIFAR10_RESNET_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+_CIFAR10 = get_dataset("cifar10")
 for _depth, _error in _CIFAR10_RESNET_ERROR.items():
+    _resnet = configs.ImageClassifierConfig(
+        net=f"resnet_v1_{_depth}_cifar", num_classes=_CIFAR10.num_classes,
+        train_examples=_CIFAR10.split_sizes["train"])
     register(
         Recipe(
             name=f"cifar10_resnet{_depth}",
-            description=f"official/resnet ResNet-{_depth} v1 (--set version=2: "
+            description=f"official/resnet ResNet-{_depth} v1 (--set net=resnet_v2_{_depth}_cifar: "
             "pre-activation) on CIFAR-10",
             dataset="cifar10",
             schema_file="cifar10.pbtxt",
             preprocessing_fn="model_garden.schemas.cifar10.preprocessing_fn",
-            run_fn="model_garden.trainers.resnet_cifar.run_fn",
-            # 182 epochs x ceil(50,000 / 128) = 391 steps (official: 71,094).
-            train_steps=182 * 391,
-            eval_steps=78,  # floor(10,000 / 128)
-            hyperparameters={"depth": _depth, "version": 1, "batch_size": 128,
-                             "strategy": "auto", "mixed_precision": "auto"},
+            run_fn="model_garden.trainers.image_classifier.run_fn",
+            # official/resnet: 182 epochs at batch 128 (71,094 steps).
+            train_steps=epochs_of("cifar10", 182, _resnet.batch_size),
+            eval_steps=_CIFAR10.split_sizes["test"] // _resnet.batch_size,
+            config=_resnet,
             eval=EvalSpec(
                 label_key="image/class/label",
                 prediction_key="probabilities",

@@ -8,7 +8,7 @@ Evaluator and the BulkInferrer feed. It parses them with the raw feature spec
 nothing else to serve.
 """
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 
 def raw_serving_feature_spec(tf_transform_output, label_key: str) -> Dict:
@@ -19,7 +19,8 @@ def raw_serving_feature_spec(tf_transform_output, label_key: str) -> Dict:
 
 
 def make_serve_tf_examples_fn(
-    model, tf_transform_output, label_key: str, outputs: Callable
+    model, tf_transform_output, label_key: str, outputs: Callable,
+    call: Optional[Callable] = None,
 ):
     """The ``serving_default`` function: serialized tf.Examples -> outputs.
 
@@ -28,6 +29,9 @@ def make_serve_tf_examples_fn(
       tf_transform_output: the ``tft.TFTransformOutput`` used in training.
       label_key: raw label feature, not expected in requests.
       outputs: maps the model's output tensor to the signature's output dict.
+      call: runs the model on the transformed features (without the label)
+        and returns its output; default ``model(transformed)`` (an image
+        classifier applies its eval preprocessing first).
 
     Returns:
       A ``tf.function`` taking a string tensor ``[N]`` named ``examples``.
@@ -44,7 +48,7 @@ def make_serve_tf_examples_fn(
         parsed = tf.io.parse_example(serialized_tf_examples, feature_spec)
         transformed = model.tft_layer(parsed)
         transformed.pop(label_key, None)
-        return outputs(model(transformed))
+        return outputs(call(transformed) if call else model(transformed))
 
     return serve_tf_examples_fn
 

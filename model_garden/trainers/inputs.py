@@ -3,15 +3,33 @@
 from typing import List, Optional
 
 
-def input_fn(
-    file_pattern: List[str],
-    data_accessor,
-    tf_transform_output,
-    batch_size: int,
-    label_key: str,
-    shuffle: bool = True,
-    num_epochs=None,
-):
+def shard_by_data(dataset):
+    """``dataset`` with ``AutoShardPolicy.DATA`` for multi-worker strategies.
+
+    The default (``AUTO``: by file) fails when an ExampleGen split has fewer
+    files than the cluster has workers ("Could not apply FILE based sharding:
+    the dataset only has 1 file(s) ... required 2 shards/workers"); ``DATA``
+    has every worker read the files and keep its share of the batches, which
+    works for any number of files. No effect without a multi-worker strategy.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _read(file_pattern, data_accessor, schema, **options):
+    """The Trainer's ``DataAccessor`` (tfxio) over ``file_pattern`` with ``schema``;
+    ``options``: ``tfxio.TensorFlowDatasetOptions`` fields."""
+    from tfx_bsl.public import tfxio
+
+    return data_accessor.tf_dataset_factory(
+        file_pattern, tfxio.TensorFlowDatasetOptions(**options), schema)
+
+
+def input_fn(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
+             label_key: str, shuffle: bool = True, num_epochs=None):
     """A ``tf.data.Dataset`` of ``(features, label)`` batches.
 
     Reads the Transform component's materialized examples through the
@@ -31,18 +49,10 @@ def input_fn(
       with leading dimension ``batch_size`` (the last batch may be smaller
       only when ``num_epochs`` is set).
     """
-    from tfx_bsl.public import tfxio
-
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size,
-            label_key=label_key,
-            shuffle=shuffle,
-            num_epochs=num_epochs,
-        ),
-        tf_transform_output.transformed_metadata.schema,
-    )
+    return shard_by_data(_read(file_pattern, data_accessor,
+                               tf_transform_output.transformed_metadata.schema,
+                               batch_size=batch_size, label_key=label_key, shuffle=shuffle,
+                               num_epochs=num_epochs))
 
 
 def raw_input_fn(
@@ -90,20 +100,12 @@ def raw_input_fn(
       ``[batch]`` label.
     """
     import tensorflow as tf
-    from tfx_bsl.public import tfxio
 
     if drop_final_batch is None:
         drop_final_batch = num_epochs is None
-    raw = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_epochs=num_epochs,
-            drop_final_batch=drop_final_batch,
-        ),
-        tf_transform_output.raw_metadata.schema,
-    )
+    raw = _read(file_pattern, data_accessor, tf_transform_output.raw_metadata.schema,
+                batch_size=batch_size, shuffle=shuffle, num_epochs=num_epochs,
+                drop_final_batch=drop_final_batch)
     transform = tf_transform_output.transform_features_layer()
 
     def apply_transform(features):
@@ -111,4 +113,4 @@ def raw_input_fn(
         label = transformed.pop(label_key)
         return transformed, label
 
-    return raw.map(apply_transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return shard_by_data(raw.map(apply_transform, num_parallel_calls=tf.data.AUTOTUNE))

@@ -8,16 +8,17 @@ parameters.
 
 
 from model_garden.schemas import mnist as mnist_schema
-from model_garden.trainers import export, inputs, steps, strategies, warm_start
+from model_garden.trainers import configs, export, inputs, steps, strategies, warm_start
 
 NUM_CLASSES = 10
 
 
-def build_model(learning_rate: float = 1e-4):
+def build_model(learning_rate: float = configs.MnistConfig.learning_rate):
     """The official MNIST CNN as a compiled Keras model.
 
     Args:
-      learning_rate: Adam learning rate (official default 1e-4).
+      learning_rate: Adam learning rate (official/mnist: 1e-4; the default:
+        :class:`~model_garden.trainers.configs.MnistConfig`'s).
 
     Returns:
       A ``tf.keras.Model`` taking ``{"image": float32 [N, 28, 28, 1]}`` and
@@ -75,11 +76,9 @@ def make_classify_fn(model):
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (``tfx.v1.components.FnArgs`` in, SavedModel out).
 
-    ``fn_args.custom_config`` keys: ``batch_size`` (global, default 100),
-    ``learning_rate`` (default 1e-4), ``strategy`` (see
-    :mod:`model_garden.trainers.strategies`, default ``auto``),
-    ``steps_per_epoch`` (TensorBoard/validation granularity, default
-    ``train_steps / 10``).
+    ``fn_args.custom_config``: the fields of
+    :class:`~model_garden.trainers.configs.MnistConfig` (``batch_size``,
+    ``learning_rate``, ``strategy``, ``steps_per_epoch``).
 
     Writes the SavedModel to ``fn_args.serving_model_dir`` with signatures
     ``serving_default`` (serialized raw tf.Examples) and ``classify`` (float
@@ -87,10 +86,10 @@ def run_fn(fn_args) -> None:
     """
     import tensorflow_transform as tft
 
-    config = dict(fn_args.custom_config or {})
-    batch_size = int(config.get("batch_size", 100))
+    config = configs.from_custom_config(configs.MnistConfig, fn_args.custom_config)
+    batch_size = config.batch_size
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    strategy = strategies.get_strategy(config.get("strategy", "auto"))
+    strategy = strategies.get_strategy(config.strategy)
 
     train_ds = inputs.input_fn(
         fn_args.train_files, fn_args.data_accessor, tf_transform_output,
@@ -101,7 +100,7 @@ def run_fn(fn_args) -> None:
         batch_size, mnist_schema.LABEL_KEY, shuffle=False,
     )
     with strategy.scope():
-        model = build_model(float(config.get("learning_rate", 1e-4)))
+        model = build_model(config.learning_rate)
         warm_start.warm_start(model, fn_args.base_model)
 
     steps.fit(model, train_ds, eval_ds, fn_args, config)

@@ -34,32 +34,51 @@ def epoch_plan(train_steps: int, steps_per_epoch: Optional[int] = None,
     return epochs, train_steps // epochs
 
 
-def fit(model, train_ds, eval_ds, fn_args, config, callbacks=()):
+def fit(model, train_ds, eval_ds, fn_args, config, callbacks=(), initial_epoch: int = 0,
+        validation_freq: int = 1):
     """Trains ``model`` for exactly ``fn_args.train_steps`` steps (Keras ``fit``).
 
-    Validates on ``fn_args.eval_steps`` batches of ``eval_ds`` after each
-    epoch of :func:`epoch_plan` (``config["steps_per_epoch"]`` if set) and
-    writes TensorBoard logs to ``fn_args.model_run_dir``.
+    Validates on ``fn_args.eval_steps`` batches of ``eval_ds`` after every
+    ``validation_freq``-th epoch of :func:`epoch_plan` (``config.steps_per_epoch``
+    steps per epoch if set) and writes TensorBoard logs to
+    ``fn_args.model_run_dir`` (Keras writes a non-chief worker's logs to a
+    temporary folder of its own and removes it).
+
+    Args:
+      model: a compiled Keras model.
+      train_ds, eval_ds: ``tf.data`` datasets of ``(features, label)`` batches;
+        ``train_ds`` repeats forever.
+      fn_args: the Trainer's ``FnArgs`` (``train_steps``, ``eval_steps``,
+        ``model_run_dir``).
+      config: a :class:`model_garden.trainers.configs.TrainerConfig`.
+      callbacks: extra Keras callbacks.
+      initial_epoch: the epoch to resume from (a restored checkpoint's);
+        epochs before it are not trained again.
+      validation_freq: validate every this many epochs (and after the last).
 
     Returns:
       The Keras ``History``.
+
+    Raises:
+      ValueError: see :func:`epoch_plan`.
     """
     import logging
 
     import tensorflow as tf
 
     train_steps = int(fn_args.train_steps)
-    epochs, steps_per_epoch = epoch_plan(
-        train_steps, int(config.get("steps_per_epoch") or 0) or None
-    )
-    logging.info("training %s %d steps: %d epochs of %d",
-                 model.name, train_steps, epochs, steps_per_epoch)
+    epochs, steps_per_epoch = epoch_plan(train_steps, config.steps_per_epoch or None)
+    logging.info("training %s %d steps: %d epochs of %d, from epoch %d",
+                 model.name, train_steps, epochs, steps_per_epoch, initial_epoch)
+    validate_at = sorted({*range(validation_freq, epochs + 1, validation_freq), epochs})
     return model.fit(
         train_ds,
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         validation_data=eval_ds,
         validation_steps=fn_args.eval_steps,
+        validation_freq=validate_at,
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir), *callbacks],
         verbose=2,
     )

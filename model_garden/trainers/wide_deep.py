@@ -47,25 +47,30 @@ from typing import Dict, Mapping, Optional
 import tensorflow as tf
 
 from model_garden.schemas import census
+from model_garden.trainers import configs
 
-KINDS = ("wide", "deep", "wide_deep")
+KINDS = tuple(configs.CENSUS_LEARNING_RATES)  # wide, deep, wide_deep
 HIDDEN_UNITS = (100, 75, 50, 25)
 OCCUPATION_EMBEDDING_DIM = 8
-#: Official batch size (census_main.define_census_flags).
-BATCH_SIZE = 40
 WIDE_KEYS = tuple(census.vocab_key(n) for n in census.VOCAB_FEATURES) + (
     census.OCCUPATION_KEY,
     census.AGE_BUCKET_KEY,
     census.EDUCATION_X_OCCUPATION_KEY,
     census.AGE_X_EDUCATION_X_OCCUPATION_KEY,
 )
-#: Default learning rates of the canned estimators (see module docstring):
-#: (wide FTRL, deep Adagrad) per kind.
-DEFAULT_LEARNING_RATES = {
-    "wide": (min(0.2, 1 / math.sqrt(len(WIDE_KEYS))), None),
-    "deep": (None, 0.05),
-    "wide_deep": (min(0.005, 1 / math.sqrt(len(WIDE_KEYS))), 0.001),
-}
+
+
+def default_learning_rates(kind: str):
+    """``(wide FTRL rate, deep Adagrad rate)`` of the canned estimator for ``kind``.
+
+    :data:`model_garden.trainers.configs.CENSUS_LEARNING_RATES`, the FTRL rate
+    capped at ``1/sqrt(#wide columns)`` as ``LinearClassifier`` does; ``None``
+    where ``kind`` has no such part.
+    """
+    wide, deep = configs.CENSUS_LEARNING_RATES[kind]
+    return (None if wide is None else min(wide, 1 / math.sqrt(len(WIDE_KEYS)))), deep
+
+
 PREDICTION_KEY = "probabilities"
 
 
@@ -181,7 +186,7 @@ def build_model(
       vocab_sizes: ids per vocabulary column (entries + OOV), keyed by raw
         name; default :func:`model_garden.schemas.census.vocab_size`.
       learning_rate: FTRL rate of the wide part (``wide``, ``wide_deep``) or
-        Adagrad rate (``deep``); default :data:`DEFAULT_LEARNING_RATES`.
+        Adagrad rate (``deep``); default :func:`default_learning_rates`.
       dnn_learning_rate: Adagrad rate of the deep part of ``wide_deep``.
 
     Returns:
@@ -195,7 +200,7 @@ def build_model(
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {KINDS}")
     inputs = _inputs()
-    wide_lr, deep_lr = DEFAULT_LEARNING_RATES[kind]
+    wide_lr, deep_lr = default_learning_rates(kind)
     parts, optimizers = [], []
     if kind in ("wide", "wide_deep"):
         parts.append(_wide_part(inputs, vocab_sizes))
@@ -273,10 +278,6 @@ def make_predict_raw_fn(model, tf_transform_output):
     return predict_raw
 
 
-def _float_or_none(value) -> Optional[float]:
-    return None if value is None else float(value)
-
-
 def _dataset(file_pattern, fn_args, tf_transform_output, batch_size, input_names, shuffle):
     from model_garden.trainers import inputs
 
@@ -290,12 +291,10 @@ def _dataset(file_pattern, fn_args, tf_transform_output, batch_size, input_names
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: trains the census model, exports SavedModel.
 
-    ``fn_args.custom_config``: ``model_type`` (``wide``/``deep``/
-    ``wide_deep``, default ``wide_deep``), ``batch_size`` (default 40, global
-    under a strategy), ``learning_rate`` and ``dnn_learning_rate`` (see
-    :func:`build_model`; default the estimators'), ``strategy`` (see
-    :mod:`model_garden.trainers.strategies`), ``steps_per_epoch``
-    (TensorBoard/validation granularity, default ``train_steps / 10``).
+    ``fn_args.custom_config``: the fields of
+    :class:`~model_garden.trainers.configs.WideDeepConfig` (``model_type``,
+    ``batch_size``, ``learning_rate``, ``dnn_learning_rate``, ``strategy``,
+    ``steps_per_epoch``).
     TensorBoard logs go to ``fn_args.model_run_dir``. Signatures:
     ``serving_default`` (serialized raw tf.Examples, ``examples`` ``[N]``
     string) and ``predict_raw`` (the 14 raw columns), outputs
@@ -305,20 +304,19 @@ def run_fn(fn_args) -> None:
 
     from model_garden.trainers import export, steps, strategies, warm_start
 
-    config = dict(fn_args.custom_config or {})
-    kind = config.get("model_type", "wide_deep")
-    batch_size = int(config.get("batch_size", BATCH_SIZE))
+    config = configs.from_custom_config(configs.WideDeepConfig, fn_args.custom_config)
+    kind, batch_size = config.model_type, config.batch_size
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     vocab_sizes = {
         n: census.vocab_size(n, tf_transform_output) for n in census.VOCAB_FEATURES
     }
-    strategy = strategies.get_strategy(config.get("strategy", "auto"))
+    strategy = strategies.get_strategy(config.strategy)
     with strategy.scope():
         model = build_model(
             kind,
             vocab_sizes=vocab_sizes,
-            learning_rate=_float_or_none(config.get("learning_rate")),
-            dnn_learning_rate=_float_or_none(config.get("dnn_learning_rate")),
+            learning_rate=config.learning_rate,
+            dnn_learning_rate=config.dnn_learning_rate,
         )
         warm_start.warm_start(model, fn_args.base_model)
     train, evaluation = (

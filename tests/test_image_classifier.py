@@ -1,5 +1,7 @@
-"""CIFAR ResNet: the model against the paper, augmentation, training on real
-images, the TFX Trainer run (killed and resumed), and the exported signatures.
+"""The image classifier on the CIFAR ResNet: the network against the paper
+(``model_garden.nets.resnet_cifar``), the ``cifar`` preprocessing, training on
+real images, the TFX Trainer run of ``model_garden.trainers.image_classifier``
+(killed and resumed, exactly ``train_steps``), and the exported signatures.
 
 Data: the real CIFAR-10 JPEGs in ``shared/data/cifar10`` (a few per class,
 copied into a temporary image folder), through the real ExampleGen
@@ -28,7 +30,8 @@ PAPER_PARAMS = {20: (0.27, 0.005), 32: (0.46, 0.005), 44: (0.66, 0.005),
 
 # Small run of the real Trainer: 16 training examples per "epoch" at batch 8
 # (2 steps per epoch), 8 steps = 4 epochs; killed at the start of epoch 2.
-RUN_CONFIG = {"depth": 20, "batch_size": 8, "train_examples": 16, "strategy": "auto",
+RUN_CONFIG = {"net": "resnet_v1_20_cifar", "num_classes": 10, "batch_size": 8,
+              "train_examples": 16, "steps_per_epoch": 2, "strategy": "auto",
               "mixed_precision": "float32", "epochs_between_evals": 2}
 TRAIN_STEPS, EVAL_STEPS, STEPS_PER_EPOCH, KILL_AT_EPOCH = 8, 1, 2, 2
 
@@ -39,19 +42,19 @@ def _count(model):
 
 @pytest.mark.parametrize("depth", sorted(PAPER_PARAMS))
 def test_v1_parameter_counts_match_the_paper(depth):
-    from model_garden.trainers import resnet_cifar
+    from model_garden.nets import resnet_cifar
 
     paper, tolerance = PAPER_PARAMS[depth]
-    count = _count(resnet_cifar.build_resnet(depth, version=1))
+    count = _count(resnet_cifar.resnet_cifar(depth, version=1))
     assert abs(count / 1e6 - paper) < tolerance, count
 
 
 @pytest.mark.parametrize("depth", [20, 110])
 def test_v2_builds_with_the_same_parameters(depth):
-    from model_garden.trainers import resnet_cifar
+    from model_garden.nets import resnet_cifar
 
-    v1 = resnet_cifar.build_resnet(depth, version=1)
-    v2 = resnet_cifar.build_resnet(depth, version=2)
+    v1 = resnet_cifar.resnet_cifar(depth, version=1)
+    v2 = resnet_cifar.resnet_cifar(depth, version=2)
     assert v2.name == f"resnet{depth}_v2"
     assert v2.output_shape == (None, 10)
     # Pre-activation moves BN (one before every conv but the first, one at
@@ -60,17 +63,17 @@ def test_v2_builds_with_the_same_parameters(depth):
     # official/resnet projection shortcuts: 1x1 convs 16->16, 16->32, 32->64
     # (+ their BN gamma/beta in v1).
     convs = 16 * 16 + 16 * 32 + 32 * 64
-    proj1 = resnet_cifar.build_resnet(depth, 1, shortcut="projection")
-    proj2 = resnet_cifar.build_resnet(depth, 2, shortcut="projection")
+    proj1 = resnet_cifar.resnet_cifar(depth, 1, shortcut="projection")
+    proj2 = resnet_cifar.resnet_cifar(depth, 2, shortcut="projection")
     assert _count(proj1) - _count(v1) == convs + 2 * (16 + 32 + 64)
     assert _count(proj2) - _count(v2) == convs
 
 
 def test_bad_depth_is_refused():
-    from model_garden.trainers import resnet_cifar
+    from model_garden.nets import resnet_cifar
 
     with pytest.raises(ValueError, match="6n\\+2"):
-        resnet_cifar.build_resnet(21)
+        resnet_cifar.resnet_cifar(21)
 
 
 def _real_images(data_root, split, per_class):
@@ -91,14 +94,14 @@ def _real_images(data_root, split, per_class):
 def test_augment_pads_crops_flips(data_root):
     import tensorflow as tf
 
-    from model_garden.trainers import resnet_cifar
+    from model_garden.preprocessing import cifar
 
     images, labels = _real_images(data_root, "train", 1)
     image, label = images[3], labels[3]
     padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
     changed = 0
     for s in range(16):
-        out, out_label = resnet_cifar.augment(
+        out, out_label = cifar.augment(
             tf.constant(image), tf.constant(label), seed=tf.constant([s, 7])
         )
         out = out.numpy()
@@ -115,11 +118,11 @@ def test_augment_pads_crops_flips(data_root):
 
 
 def test_learning_rate_schedule_is_official():
-    from model_garden.trainers import resnet_cifar
+    from model_garden.trainers import image_classifier
 
     # official/resnet cifar10_main.py: 50,000 images, batch_denom 128,
     # boundary epochs [91, 136, 182], decay rates [1, 0.1, 0.01, 0.001].
-    schedule = resnet_cifar.learning_rate_schedule(256, 50000)
+    schedule = image_classifier.learning_rate_schedule(256, 50000)
     per_epoch = 50000 / 256
     assert schedule.boundaries == [int(per_epoch * e) for e in (91, 136, 182)]
     np.testing.assert_allclose(schedule.values, [0.2, 0.02, 0.002, 0.0002])
@@ -128,11 +131,12 @@ def test_learning_rate_schedule_is_official():
 
 
 def test_one_train_step_on_real_images(data_root):
-    from model_garden.trainers import resnet_cifar
+    from model_garden.nets import resnet_cifar
+    from model_garden.trainers import image_classifier
 
     images, labels = _real_images(data_root, "train", 1)  # one per class
-    model = resnet_cifar.build_resnet(20, version=2)
-    resnet_cifar.compile_model(model, resnet_cifar.learning_rate_schedule(10, 10))
+    model = resnet_cifar.resnet_cifar(20, version=2)
+    image_classifier.compile_model(model, image_classifier.learning_rate_schedule(10, 10))
     before = [w.copy() for w in model.get_weights()]
     loss, top1, top5 = model.train_on_batch(images, labels)
     assert np.isfinite(loss) and 0 <= top1 <= top5 <= 1
@@ -141,13 +145,14 @@ def test_one_train_step_on_real_images(data_root):
 
 
 def test_epoch_checkpoint_restores_weights_and_momentum(tmp_path, data_root):
-    from model_garden.trainers import checkpoints, resnet_cifar
+    from model_garden.nets import resnet_cifar
+    from model_garden.trainers import checkpoints, image_classifier
 
     images, labels = _real_images(data_root, "train", 1)
 
     def compiled():
-        model = resnet_cifar.build_resnet(20)
-        resnet_cifar.compile_model(model, resnet_cifar.learning_rate_schedule(10, 10))
+        model = resnet_cifar.resnet_cifar(20)
+        image_classifier.compile_model(model, image_classifier.learning_rate_schedule(10, 10))
         model.optimizer.build(model.trainable_variables)
         return model
 
@@ -246,7 +251,7 @@ def trainer_call(paths):
             trainer_pb2.TrainArgs(splits=["train"], num_steps=TRAIN_STEPS)),
         specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(
             trainer_pb2.EvalArgs(splits=["test"], num_steps=EVAL_STEPS)),
-        specs.RUN_FN_KEY: "model_garden.trainers.resnet_cifar.run_fn",
+        specs.RUN_FN_KEY: "model_garden.trainers.image_classifier.run_fn",
         specs.CUSTOM_CONFIG_KEY: json.dumps(RUN_CONFIG),
     }
     return input_dict, output_dict, exec_properties
@@ -259,7 +264,7 @@ def train_until_killed(paths_json):
     import tensorflow as tf
     from tfx.components.trainer import executor
 
-    from model_garden.trainers import resnet_cifar
+    from model_garden.trainers import image_classifier
 
     class SigkillAtEpoch(tf.keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -267,7 +272,7 @@ def train_until_killed(paths_json):
                 os.kill(os.getpid(), signal.SIGKILL)
 
     fn_args = executor.GenericExecutor()._GetFnArgs(*trainer_call(json.loads(paths_json)))
-    resnet_cifar.train(fn_args, callbacks=[SigkillAtEpoch()])
+    image_classifier.train(fn_args, callbacks=[SigkillAtEpoch()])
 
 
 def _checkpoint_values(directory):
@@ -296,11 +301,11 @@ def resumed_run(tmp_path_factory, data_root):
     """Trainer killed (SIGKILL) at the start of epoch 2, then run again by TFX."""
     from tfx.components.trainer import executor
 
-    out = str(tmp_path_factory.mktemp("resnet_cifar_run"))
+    out = str(tmp_path_factory.mktemp("image_classifier_run"))
     paths = _make_pipeline_inputs(out, data_root)
     killed = subprocess.run(
         [sys.executable, "-c",
-         "import sys; from tests.test_resnet_cifar import train_until_killed as t; "
+         "import sys; from tests.test_image_classifier import train_until_killed as t; "
          "t(sys.argv[1])", json.dumps(paths)],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )

@@ -1,0 +1,86 @@
+"""The network registry: one name -> one builder, its image size and its preprocessing.
+
+In the spirit of TF-Slim's ``nets/nets_factory.py`` (``networks_map``,
+``get_network_fn``, ``network_fn.default_image_size``) and
+``preprocessing/preprocessing_factory.py`` (preprocessing paired with the
+network by name). Depth variants are thin entries over one builder
+(``kwargs``). Adding a network is one :func:`register` call below plus its
+builder module.
+
+Builders live in their own modules and are named here by dotted path, so this
+module imports no TensorFlow (the recipe registry and the CLI validate names
+without it). Every builder is called as ``builder(num_classes=..., image_size=...,
+weight_decay=..., **kwargs)`` and returns an uncompiled ``tf.keras.Model`` taking preprocessed
+float32 images ``[N, image_size, image_size, 3]`` (input name ``image``) and
+returning float32 softmax probabilities ``[N, num_classes]``. Layer names follow
+TF-Slim's variable scopes (``resnet_v1_20/block1/unit_1/...``), so Slim
+checkpoints can later be mapped by name.
+"""
+
+import dataclasses
+import importlib
+from typing import Any, Mapping
+
+from model_garden.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class NetSpec:
+    """One registered network.
+
+    Attributes:
+      name: registry key, e.g. ``"resnet_v1_20_cifar"``.
+      builder: dotted path of the builder function.
+      default_image_size: input height = width in pixels (Slim's
+        ``default_image_size``).
+      preprocessing: name in :data:`model_garden.preprocessing.PREPROCESSING`.
+      kwargs: fixed builder arguments of this variant (e.g. ``depth``).
+      source: the paper or upstream file of the architecture.
+    """
+
+    name: str
+    builder: str
+    default_image_size: int
+    preprocessing: str
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+
+#: name -> :class:`NetSpec`.
+NETS: Registry[NetSpec] = Registry("network")
+#: Adds a :class:`NetSpec` (``ValueError`` on a second one of the same name).
+register = NETS.register
+#: The registered network ``name`` (``KeyError`` naming the known ones).
+get_net = NETS.lookup
+
+
+def build(name: str, num_classes: int, **overrides):
+    """Builds network ``name`` (``tf.keras.Model``, see the module docstring).
+
+    Args:
+      name: a key of :data:`NETS`.
+      num_classes: outputs of the final layer.
+      **overrides: further builder arguments (e.g. ``weight_decay``).
+
+    Raises:
+      KeyError: unknown name; whatever the builder raises for bad arguments.
+    """
+    spec = get_net(name)
+    module, _, attr = spec.builder.rpartition(".")
+    builder = getattr(importlib.import_module(module), attr)
+    return builder(num_classes=num_classes, image_size=spec.default_image_size,
+                   **{**spec.kwargs, **overrides})
+
+
+# --- CIFAR ResNets: He et al. 2015 (v1) and 2016 (v2), tensorflow/models official/resnet --
+for _version in (1, 2):
+    for _depth in (20, 32, 44, 56, 110):
+        register(NetSpec(
+            name=f"resnet_v{_version}_{_depth}_cifar",
+            builder="model_garden.nets.resnet_cifar.resnet_cifar",
+            default_image_size=32,
+            preprocessing="cifar",
+            kwargs={"depth": _depth, "version": _version},
+            source=("arXiv:1512.03385 sec. 4.2" if _version == 1 else "arXiv:1603.05027")
+            + "; tensorflow/models official/resnet/resnet_model.py",
+        ))
