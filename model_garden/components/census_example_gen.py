@@ -31,12 +31,12 @@ counted in the Beam counter ``census_example_gen:bad_rows_dropped``.
 """
 
 import logging
-import os
 from typing import Any, Dict, Iterator
 
 import apache_beam as beam
 
-from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
+from model_garden.components.file_example_gen import (
+    SpanExampleGenExecutor, make_file_example_gen, split_files)
 from model_garden.datasets import census_csv
 
 #: ``custom_config`` key: ``"raise"`` (default) or ``"drop"``.
@@ -121,19 +121,11 @@ def _CensusToExample(  # pylint: disable=invalid-name
     pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str
 ) -> beam.pvalue.PCollection:
     """Reads the Adult files matching ``split_pattern`` into tf.Examples."""
-    from tfx.dsl.io import fileio
-
-    pattern = os.path.join(exec_properties["input_base"], split_pattern)
-    files = sorted(fileio.glob(pattern))
-    if not files:
-        raise RuntimeError(f"split pattern {pattern} matches no files")
+    files = split_files(exec_properties["input_base"], split_pattern)
     on_bad_rows = on_bad_rows_of(exec_properties)
     logging.info("census ExampleGen: %s (on_bad_rows=%s)", files, on_bad_rows)
-    return (
-        pipeline
-        | "Files" >> beam.Create(files)
-        | "ParseAdult" >> beam.FlatMap(_examples_of_file, on_bad_rows)
-    )
+    return pipeline | "Files" >> beam.Create(files) | "ParseAdult" >> beam.FlatMap(
+        _examples_of_file, on_bad_rows)
 
 
 class Executor(SpanExampleGenExecutor):

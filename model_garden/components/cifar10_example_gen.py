@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import apache_beam as beam
 
 from model_garden.components.file_example_gen import (
-    SpanExampleGenExecutor, input_window, make_file_example_gen)
+    SpanExampleGenExecutor, input_window, make_file_example_gen, split_files)
 from model_garden.components.input_spans import SPAN_DIR_FORMAT, list_spans
 from model_garden.components import image_example
 from model_garden.datasets import cifar10, image_folder
@@ -178,12 +178,7 @@ def _CifarToExample(  # pylint: disable=invalid-name
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     layout = detect_layout(input_base)
     names = label_names_for(input_base, layout)
-    files = sorted(
-        f for f in _gfile().glob(os.path.join(input_base, split_pattern))
-        if not os.path.basename(f).startswith(".")
-    )
-    if not files:
-        raise FileNotFoundError(f"no files match {os.path.join(input_base, split_pattern)}")
+    files = split_files(input_base, split_pattern)
     logging.info("CIFAR-10 %s layout: %d files for %s", layout.kind, len(files), split_pattern)
     if layout.kind in ("python", "binary"):
         return (

@@ -93,6 +93,23 @@ def input_window(exec_properties) -> SpanWindow:
     return resolve_spans(exec_properties[specs.INPUT_BASE_KEY])
 
 
+def split_files(input_base: str, split_pattern: str):
+    """The files of one split: ``input_base/split_pattern`` matches, sorted, no dot-files.
+
+    Raises:
+      FileNotFoundError: nothing matches (names the pattern).
+    """
+    import os
+
+    from tfx.dsl.io import fileio
+
+    pattern = os.path.join(input_base, split_pattern)
+    files = sorted(f for f in fileio.glob(pattern) if not os.path.basename(f).startswith("."))
+    if not files:
+        raise FileNotFoundError(f"no files match {pattern}")
+    return files
+
+
 class SpanExampleGenExecutor(BaseExampleGenExecutor):
     """Base of the datasets' executors: reads every span folder of ``input_spans``.
 

@@ -417,6 +417,18 @@ def _run_source(client, package_path: Optional[str], pipeline_name: Optional[str
     return {"pipeline_id": pipeline_id, "version_id": version.pipeline_version_id}, stored
 
 
+def _prepare_run(client, package_path, pipeline_name, version_name, namespace, enable_caching,
+                 params, experiment):
+    """What a run and a recurring run share: ``(kfp.Client keyword arguments (source,
+    typed params, experiment id), the experiment, the pipeline's name)``."""
+    source, spec = _run_source(client, package_path, pipeline_name, version_name,
+                               namespace, enable_caching)
+    typed = coerce_params(spec, params)
+    exp = client.create_experiment(name=experiment, namespace=namespace)
+    name = spec.get("pipelineInfo", {}).get("name", "pipeline")
+    return {"experiment_id": exp.experiment_id, "params": typed, **source}, exp, name
+
+
 def submit(client, package_path: Optional[str] = None, *, pipeline_name: Optional[str] = None,
            version_name: Optional[str] = None, params: Optional[Mapping[str, Any]] = None,
            experiment: str = DEFAULT_EXPERIMENT, run_name: Optional[str] = None,
@@ -437,16 +449,11 @@ def submit(client, package_path: Optional[str] = None, *, pipeline_name: Optiona
       KfpError: bad arguments or parameters, or an API failure.
     """
     with _translate_errors(_host_of(client)):
-        source, spec = _run_source(client, package_path, pipeline_name, version_name,
-                                   namespace, enable_caching)
-        typed = coerce_params(spec, params)
-        exp = client.create_experiment(name=experiment, namespace=namespace)
+        common, exp, name = _prepare_run(client, package_path, pipeline_name, version_name,
+                                         namespace, enable_caching, params, experiment)
         run = client.run_pipeline(
-            experiment_id=exp.experiment_id,
-            job_name=run_name or f"{spec.get('pipelineInfo', {}).get('name', 'pipeline')}-"
-                                 f"{_utc_stamp()}",
-            params=typed, pipeline_root=pipeline_root, enable_caching=enable_caching,
-            service_account=service_account, **source)
+            job_name=run_name or f"{name}-{_utc_stamp()}", pipeline_root=pipeline_root,
+            enable_caching=enable_caching, service_account=service_account, **common)
         return run, exp
 
 
@@ -475,17 +482,13 @@ def schedule(client, package_path: Optional[str] = None, *, pipeline_name: Optio
     except ValueError as e:
         raise KfpError(str(e)) from None
     with _translate_errors(_host_of(client)):
-        source, spec = _run_source(client, package_path, pipeline_name, version_name,
-                                   namespace, enable_caching)
-        typed = coerce_params(spec, params)
-        exp = client.create_experiment(name=experiment, namespace=namespace)
+        common, exp, name = _prepare_run(client, package_path, pipeline_name, version_name,
+                                         namespace, enable_caching, params, experiment)
         job = client.create_recurring_run(
-            experiment_id=exp.experiment_id,
-            job_name=job_name or f"{spec.get('pipelineInfo', {}).get('name', 'pipeline')}-"
-                                 f"schedule-{_utc_stamp()}",
+            job_name=job_name or f"{name}-schedule-{_utc_stamp()}",
             cron_expression=kfp_cron, max_concurrency=max_concurrency, no_catchup=no_catchup,
-            params=typed, enabled=True, pipeline_root=pipeline_root,
-            enable_caching=enable_caching, service_account=service_account, **source)
+            enabled=True, pipeline_root=pipeline_root, enable_caching=enable_caching,
+            service_account=service_account, **common)
         return job, exp, kfp_cron
 
 

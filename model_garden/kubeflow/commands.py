@@ -25,65 +25,54 @@ from typing import Dict, Iterator, Optional, Tuple
 import click
 
 from model_garden.kubeflow import client as kfp_client
+from model_garden.option_groups import option_group
 
 TOKEN_ENV = "MODEL_GARDEN_KFP_TOKEN"
 COOKIES_ENV = "MODEL_GARDEN_KFP_COOKIES"
 
 
-def _connection_options(f):
-    options = [
-        click.option("--host", envvar=kfp_client.ENDPOINT_ENV, show_envvar=True,
-                     help="KFP API endpoint, e.g. http://localhost:8080 (after `kubectl -n "
-                          "kubeflow port-forward svc/ml-pipeline-ui 8080:80`). Default: the "
-                          "in-cluster service, else the kubeconfig's API server proxy."),
-        click.option("--namespace", default=None,
-                     help="Multi-user KFP: your profile namespace."),
-        click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
-                     show_default=False,
-                     help="Bearer token sent as the Authorization header (prefer the "
-                          "environment variable; never printed). $KF_PIPELINES_SA_TOKEN_PATH "
-                          "names a token file instead."),
-        click.option("--cookies", envvar=COOKIES_ENV, show_envvar=True, default=None,
-                     show_default=False,
-                     help="Cookie header value, e.g. authservice_session=... (never printed)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+_connection_options = option_group(
+    click.option("--host", envvar=kfp_client.ENDPOINT_ENV, show_envvar=True,
+                 help="KFP API endpoint, e.g. http://localhost:8080 (after `kubectl -n "
+                      "kubeflow port-forward svc/ml-pipeline-ui 8080:80`). Default: the "
+                      "in-cluster service, else the kubeconfig's API server proxy."),
+    click.option("--namespace", default=None,
+                 help="Multi-user KFP: your profile namespace."),
+    click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+                 show_default=False,
+                 help="Bearer token sent as the Authorization header (prefer the "
+                      "environment variable; never printed). $KF_PIPELINES_SA_TOKEN_PATH "
+                      "names a token file instead."),
+    click.option("--cookies", envvar=COOKIES_ENV, show_envvar=True, default=None,
+                 show_default=False,
+                 help="Cookie header value, e.g. authservice_session=... (never printed)."),
+)
 
 
-def _source_options(f):
-    options = [
-        click.argument("package", required=False,
-                       type=click.Path(exists=True, dir_okay=False, readable=True)),
-        click.option("--pipeline-name", default=None,
-                     help="An uploaded pipeline, instead of a PACKAGE file."),
-        click.option("--version-name", default=None,
-                     help="Its version (default: the newest)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+_source_options = option_group(
+    click.argument("package", required=False,
+                   type=click.Path(exists=True, dir_okay=False, readable=True)),
+    click.option("--pipeline-name", default=None,
+                 help="An uploaded pipeline, instead of a PACKAGE file."),
+    click.option("--version-name", default=None,
+                 help="Its version (default: the newest)."),
+)
 
 
-def _run_options(f):
-    options = [
-        click.option("--experiment", default=kfp_client.DEFAULT_EXPERIMENT, show_default=True,
-                     help="Experiment name (created when missing)."),
-        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-                     help="Runtime parameter, typed as the pipeline declares it; repeatable."),
-        click.option("--pipeline-root", default=None,
-                     help="Artifact root for the run (default: the pipeline's, else KFP's)."),
-        click.option("--service-account", default=None,
-                     help="Kubernetes service account of the run's pods "
-                          "(e.g. model-garden-pipeline, kubernetes/rbac.yaml)."),
-        click.option("--caching/--no-caching", "enable_caching", default=None,
-                     help="Override the compiled caching option of every step (a PACKAGE "
-                          "file only: an uploaded version runs with its own)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+_run_options = option_group(
+    click.option("--experiment", default=kfp_client.DEFAULT_EXPERIMENT, show_default=True,
+                 help="Experiment name (created when missing)."),
+    click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                 help="Runtime parameter, typed as the pipeline declares it; repeatable."),
+    click.option("--pipeline-root", default=None,
+                 help="Artifact root for the run (default: the pipeline's, else KFP's)."),
+    click.option("--service-account", default=None,
+                 help="Kubernetes service account of the run's pods "
+                      "(e.g. model-garden-pipeline, kubernetes/rbac.yaml)."),
+    click.option("--caching/--no-caching", "enable_caching", default=None,
+                 help="Override the compiled caching option of every step (a PACKAGE "
+                      "file only: an uploaded version runs with its own)."),
+)
 
 
 def _parse_params(pairs: Tuple[str, ...]) -> Dict[str, str]:
@@ -145,6 +134,18 @@ def upload(package, pipeline_name, version_name, description, host, namespace, t
                f"version {version.display_name!r} ({version.pipeline_version_id})")
 
 
+def _start(call, package, pipeline_name, version_name, params, connection, **kwargs):
+    """``call`` (:func:`kfp_client.submit` or ``schedule``) on the checked source and
+    ``--param`` values, over a client for ``connection`` = (host, namespace, token, cookies)."""
+    host, namespace, token, cookies = connection
+    _check_source(package, pipeline_name, version_name)
+    parsed = _parse_params(params)
+    with _user_errors(token, cookies):
+        client = _connect(host, namespace, token, cookies)
+        return call(client, package, pipeline_name=pipeline_name, version_name=version_name,
+                    params=parsed, namespace=namespace, **kwargs)
+
+
 @click.command("submit")
 @_source_options
 @click.option("--run-name", default=None, help="Default: <pipeline>-<UTC time>.")
@@ -153,15 +154,10 @@ def upload(package, pipeline_name, version_name, description, host, namespace, t
 def submit(package, pipeline_name, version_name, run_name, experiment, params, pipeline_root,
            service_account, enable_caching, host, namespace, token, cookies):
     """Start one run of PACKAGE, or of an uploaded --pipeline-name."""
-    _check_source(package, pipeline_name, version_name)
-    parsed = _parse_params(params)
-    with _user_errors(token, cookies):
-        client = _connect(host, namespace, token, cookies)
-        run, exp = kfp_client.submit(
-            client, package, pipeline_name=pipeline_name, version_name=version_name,
-            params=parsed, experiment=experiment, run_name=run_name, namespace=namespace,
-            pipeline_root=pipeline_root, enable_caching=enable_caching,
-            service_account=service_account)
+    run, exp = _start(kfp_client.submit, package, pipeline_name, version_name, params,
+                      (host, namespace, token, cookies), run_name=run_name,
+                      experiment=experiment, pipeline_root=pipeline_root,
+                      enable_caching=enable_caching, service_account=service_account)
     click.echo(f"run {run.display_name!r} ({run.run_id}) in experiment "
                f"{experiment!r} ({exp.experiment_id})")
 
@@ -202,16 +198,12 @@ def schedule(package, pipeline_name, version_name, cron, max_concurrency, catchu
     Keep caching on (the default) for step 3; --max-concurrency 1 keeps two
     runs from racing for the same push destination.
     """
-    _check_source(package, pipeline_name, version_name)
-    parsed = _parse_params(params)
-    with _user_errors(token, cookies):
-        client = _connect(host, namespace, token, cookies)
-        job, _exp, kfp_cron = kfp_client.schedule(
-            client, package, pipeline_name=pipeline_name, version_name=version_name,
-            cron=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
-            params=parsed, experiment=experiment, job_name=job_name, namespace=namespace,
-            pipeline_root=pipeline_root, enable_caching=enable_caching,
-            service_account=service_account)
+    job, _exp, kfp_cron = _start(
+        kfp_client.schedule, package, pipeline_name, version_name, params,
+        (host, namespace, token, cookies), cron=cron, max_concurrency=max_concurrency,
+        no_catchup=not catchup, job_name=job_name, experiment=experiment,
+        pipeline_root=pipeline_root, enable_caching=enable_caching,
+        service_account=service_account)
     click.echo(f"recurring run {job.display_name!r} ({job.recurring_run_id}) in experiment "
                f"{experiment!r}: cron {kfp_cron!r}")
 

@@ -122,22 +122,26 @@ def apply_threshold_override(exec_properties: MutableMapping[str, Any]) -> None:
     exec_properties[specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(config)
 
 
-class TrainerExecutor(trainer_executor.GenericExecutor):
+class _OverridesFirst:
+    """Mixin: ``Do`` applies :attr:`apply` to a copy of the execution properties first."""
+
+    apply = staticmethod(lambda exec_properties: None)
+
+    def Do(self, input_dict: Dict[str, List], output_dict: Dict[str, List],
+           exec_properties: Dict[str, Any]) -> None:
+        exec_properties = dict(exec_properties)
+        self.apply(exec_properties)
+        super().Do(input_dict, output_dict, exec_properties)
+
+
+class TrainerExecutor(_OverridesFirst, trainer_executor.GenericExecutor):
     """TFX's ``GenericExecutor`` after applying ``train_steps`` / ``eval_steps``."""
 
-    def Do(self, input_dict: Dict[str, List], output_dict: Dict[str, List],
-           exec_properties: Dict[str, Any]) -> None:
-        exec_properties = dict(exec_properties)
-        apply_step_overrides(exec_properties)
-        super().Do(input_dict, output_dict, exec_properties)
+    apply = staticmethod(apply_step_overrides)
 
 
-class EvaluatorExecutor(evaluator_executor.Executor):
+class EvaluatorExecutor(_OverridesFirst, evaluator_executor.Executor):
     """The Evaluator executor (:mod:`model_garden.components.evaluator`) after applying ``threshold``."""
 
-    def Do(self, input_dict: Dict[str, List], output_dict: Dict[str, List],
-           exec_properties: Dict[str, Any]) -> None:
-        exec_properties = dict(exec_properties)
-        apply_threshold_override(exec_properties)
-        super().Do(input_dict, output_dict, exec_properties)
+    apply = staticmethod(apply_threshold_override)
 
