@@ -5,7 +5,7 @@ setuptools.setup(
     name="model-garden",
     version="0.1.0",
     description=(
-        "TensorFlow Official Models and the TF-Slim zoo as TFX pipelines "
+        "TensorFlow Official Models as TFX pipelines, with registries for the TF-Slim zoo "
         "(local BeamDagRunner and Kubeflow Pipelines v2)."
     ),
     packages=setuptools.find_packages(include=["model_garden", "model_garden.*"]),
