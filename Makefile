@@ -46,7 +46,9 @@ test-slow:
 bench:  ## benchmarks: print the results table
 	$(PY) benchmarks/run.py
 
-# The pipeline image: docker where a Docker engine answers, else podman
+# The pipeline image: docker where a Docker Engine answers, else podman
+# (a docker CLI whose DOCKER_HOST is podman's API socket counts as podman: its
+# legacy builder has no --secret, "unknown flag: --secret").
 # (scripts/podman-setup.sh installs and configures it, as root).  podman here
 # reaches no image registry, so its default base is the local stand-in that
 # scripts/base-image.sh imports; BASE_IMAGE=... overrides either way.
@@ -60,7 +62,7 @@ INDEX_URL ?= $(firstword $(filter http://% https://%,$(UV_DEFAULT_INDEX) $(UV_IN
 image:  ## the pipeline image (Dockerfile): TFX 1.16 base (or LOCAL_BASE_IMAGE on podman) + requirements.lock + the package
 	@engine="$(CONTAINER_ENGINE)"; base="$(BASE_IMAGE)"; \
 	if [ -z "$$engine" ]; then \
-	  if docker info >/dev/null 2>&1; then engine=docker; \
+	  if docker version --format '{{.Server.Platform.Name}}' 2>/dev/null | grep -q Docker; then engine=docker; \
 	  elif command -v podman >/dev/null 2>&1; then engine=podman; \
 	  else echo "error: no Docker engine and no podman (sudo bash scripts/podman-setup.sh)"; exit 1; fi; \
 	fi; \

@@ -31,9 +31,14 @@ IMAGE = os.environ.get("MODEL_GARDEN_KFP_LOCAL_IMAGE") or "localhost/model-garde
 
 
 def _engine() -> str:
+    # The engine `make image` builds with: docker only for a Docker Engine (a
+    # docker CLI on podman's API socket is podman's storage, run podman then).
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "info"], capture_output=True).returncode == 0:
-        return docker
+    if docker:
+        server = subprocess.run([docker, "version", "--format", "{{.Server.Platform.Name}}"],
+                                capture_output=True, text=True).stdout
+        if "Docker" in server:
+            return docker
     podman = shutil.which("podman")
     if podman is None:
         pytest.fail("no Docker engine and no podman: `sudo bash scripts/podman-setup.sh`")
