@@ -86,7 +86,8 @@ def test_package_and_readers_import_without_tensorflow():
         "import sys\n"
         "import model_garden.datasets, model_garden.datasets.census_csv, "
         "model_garden.datasets.cifar10, model_garden.datasets.idx, "
-        "model_garden.datasets.image_folder, model_garden.datasets.download\n"
+        "model_garden.datasets.image_folder, model_garden.datasets.download, "
+        "model_garden.datasets.imagenet\n"
         "bad = sorted(m for m in ('tensorflow', 'tfx', 'apache_beam') if m in sys.modules)\n"
         "assert not bad, bad\n"
     )
