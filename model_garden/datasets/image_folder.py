@@ -182,6 +182,18 @@ _STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
 
 
 def _jpeg_size(data: bytes, path: str) -> Tuple[int, int]:
+    height, width, _ = jpeg_frame(data, path)
+    return height, width
+
+
+def jpeg_frame(data: bytes, path: str = "<bytes>") -> Tuple[int, int, int]:
+    """``(height, width, components)`` from a JPEG's frame (SOFn) header.
+
+    ``components``: 1 grayscale, 3 YCbCr/RGB, 4 CMYK/YCCK (ITU T.81 B.2.2).
+
+    Raises:
+      ImageFolderError: no frame header, or a corrupt marker sequence.
+    """
     i = 2  # after SOI (FF D8)
     n = len(data)
     while i < n:
@@ -199,10 +211,10 @@ def _jpeg_size(data: bytes, path: str) -> Tuple[int, int]:
             break
         (length,) = struct.unpack(">H", data[i : i + 2])
         if marker in _SOF_MARKERS:
-            if i + 7 > n:
+            if i + 8 > n:
                 break
             height, width = struct.unpack(">HH", data[i + 3 : i + 7])
-            return height, width
+            return height, width, data[i + 7]
         if marker == 0xDA:  # start of scan before any frame header
             break
         i += length
