@@ -167,11 +167,8 @@ def test_pushed_signatures_classify_real_test_jpegs_consistently(run, pushed_mod
 
     # The same files as the raw tf.Examples a serving client sends (TF-Slim
     # keys, original JPEG bytes, no label) through serving_default.
-    serialized = []
-    for data in encoded:
-        example = ie.image_to_tfexample(data, "jpeg", 32, 32, 0)
-        del example.features.feature[ie.LABEL_KEY]
-        serialized.append(example.SerializeToString())
+    serialized = [ie.image_to_tfexample(data, "jpeg", 32, 32, None).SerializeToString()
+                  for data in encoded]
     by_example = pushed_model.signatures["serving_default"](examples=tf.constant(serialized))
     assert by_example["classes"].dtype == tf.int64
     assert by_example["probabilities"].shape == (len(encoded), len(names))

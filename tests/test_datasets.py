@@ -64,23 +64,6 @@ def test_cifar10_classes_are_the_label_names_of_batches_meta(data_root):
     assert len(names) == get_dataset("cifar10").num_classes
 
 
-@pytest.mark.parametrize(
-    "batch_size,split,steps",
-    [(100, "train", 600), (128, "train", 469), (60_000, "train", 1), (60_001, "train", 1),
-     (1, "test", 10_000), (3, "test", 3_334)],
-)
-def test_steps_per_epoch_rounds_up(batch_size, split, steps):
-    assert get_dataset("mnist").steps_per_epoch(batch_size, split) == steps
-
-
-def test_steps_per_epoch_rejects_bad_batch_and_split():
-    mnist = get_dataset("mnist")
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        mnist.steps_per_epoch(0)
-    with pytest.raises(KeyError, match="no split 'validation'; known: \\['test', 'train'\\]"):
-        mnist.steps_per_epoch(32, "validation")
-
-
 def test_package_and_readers_import_without_tensorflow():
     code = (
         "import sys\n"

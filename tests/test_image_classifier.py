@@ -354,11 +354,8 @@ def test_exported_signatures(resumed_run, data_root):
 
     # The same images as raw serialized tf.Examples (no label) through
     # serving_default give the same predictions.
-    serialized = []
-    for data in encoded:
-        example = ie.image_to_tfexample(data, "jpeg", 32, 32, 0)
-        del example.features.feature[ie.LABEL_KEY]
-        serialized.append(example.SerializeToString())
+    serialized = [ie.image_to_tfexample(data, "jpeg", 32, 32, None).SerializeToString()
+                  for data in encoded]
     by_example = loaded.signatures["serving_default"](examples=tf.constant(serialized))
     np.testing.assert_allclose(by_example["probabilities"].numpy(), probabilities, rtol=1e-5)
     np.testing.assert_array_equal(by_example["classes"].numpy(), by_bytes["classes"].numpy())

@@ -96,8 +96,3 @@ def test_a_broken_file_is_one_error_naming_it(photo, case):
     with pytest.raises(norm.BadImageError, match=r"broken\.JPEG: ") as e:
         norm.normalize_image(data, "/data/broken.JPEG")
     assert ("empty file" if case == "empty" else "not a decodable image") in str(e.value)
-
-
-def test_read_normalized_names_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing.jpg"):
-        norm.read_normalized(str(tmp_path / "nothing.jpg"))

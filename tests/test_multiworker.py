@@ -95,10 +95,11 @@ def _invocation(root: str, name: str, strategy: str, examples_dir: str) -> str:
          "custom_config": json.dumps({"strategy": strategy})})
 
 
-def _start(fn_args: str, tf_config, tmpdir: str, log: str) -> subprocess.Popen:
+def _start(fn_args: str, tf_config, tmpdir: str, log: str, **extra_env) -> subprocess.Popen:
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
                CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT, TMPDIR=tmpdir,
-               OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
+               OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+               **extra_env)
     env.pop("TF_CONFIG", None)
     if tf_config:
         env["TF_CONFIG"] = json.dumps(tf_config)
@@ -251,13 +252,10 @@ def test_killed_replicas_all_resume_from_the_chiefs_last_epoch(tmp_path, data_ro
                  for k in ("chief", "worker")}
 
     def launch(attempt, kill_at):
-        os.environ[KILL_ENV] = str(kill_at)
-        try:
-            logs = {k: str(tmp_path / f"{k}-{attempt}.log") for k in tf_config}
-            processes = {k: _start(fn_args, tf_config[k], str(tmp_path / "tmp" / k), logs[k])
-                         for k in tf_config}
-        finally:
-            del os.environ[KILL_ENV]
+        logs = {k: str(tmp_path / f"{k}-{attempt}.log") for k in tf_config}
+        processes = {k: _start(fn_args, tf_config[k], str(tmp_path / "tmp" / k), logs[k],
+                               **{KILL_ENV: str(kill_at)})
+                     for k in tf_config}
         results = {}
         for k, p in processes.items():
             try:

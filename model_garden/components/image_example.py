@@ -15,6 +15,8 @@ key                         type     value
 ==========================  =======  ==========================================
 """
 
+from typing import Optional
+
 import numpy as np
 
 IMAGE_ENCODED_KEY = "image/encoded"
@@ -37,7 +39,7 @@ def _int64_feature(value: int):
 
 
 def image_to_tfexample(
-    encoded: bytes, image_format: str, height: int, width: int, label: int
+    encoded: bytes, image_format: str, height: int, width: int, label: Optional[int]
 ):
     """Builds one TF-Slim-format ``tf.train.Example``.
 
@@ -46,24 +48,23 @@ def image_to_tfexample(
       image_format: ``"png"`` or ``"jpeg"``.
       height: image height in pixels.
       width: image width in pixels.
-      label: 0-based class index.
+      label: 0-based class index; ``None`` for a serving request (no label).
 
     Returns:
-      A ``tf.train.Example`` with the five keys in this module's docstring.
+      A ``tf.train.Example`` with the five keys in this module's docstring
+      (four without a label).
     """
     import tensorflow as tf
 
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                IMAGE_ENCODED_KEY: _bytes_feature(encoded),
-                IMAGE_FORMAT_KEY: _bytes_feature(image_format.encode()),
-                LABEL_KEY: _int64_feature(label),
-                HEIGHT_KEY: _int64_feature(height),
-                WIDTH_KEY: _int64_feature(width),
-            }
-        )
-    )
+    feature = {
+        IMAGE_ENCODED_KEY: _bytes_feature(encoded),
+        IMAGE_FORMAT_KEY: _bytes_feature(image_format.encode()),
+        HEIGHT_KEY: _int64_feature(height),
+        WIDTH_KEY: _int64_feature(width),
+    }
+    if label is not None:
+        feature[LABEL_KEY] = _int64_feature(label)
+    return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -10,8 +10,6 @@ named ``.jpg``/``.JPEG``, CMYK, grayscale, RGBA or palette images) becomes an
 RGB JPEG at quality 100.
 """
 
-import os
-
 from model_garden.datasets.image_folder import EncodedImage, ImageFolderError, jpeg_frame
 
 JPEG_QUALITY = 100  # build_imagenet_data.py ImageCoder: encode_jpeg(..., quality=100)
@@ -63,19 +61,3 @@ def normalize_image(data: bytes, path: str) -> EncodedImage:
         return EncodedImage(data, image_format, height, width)
     encoded = tf.io.encode_jpeg(pixels, format="rgb", quality=JPEG_QUALITY).numpy()
     return EncodedImage(encoded, "jpeg", height, width)
-
-
-def read_normalized(path: str) -> EncodedImage:
-    """:func:`normalize_image` of the file at ``path`` (local or ``gs://``).
-
-    Raises:
-      BadImageError: see :func:`normalize_image`.
-      FileNotFoundError: no such file.
-    """
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read()
-    return normalize_image(data, os.fspath(path))

@@ -53,10 +53,12 @@ class LabelMap:
     synsets: Tuple[str, ...]
     names: Tuple[str, ...]
     labels_offset: int = 0
+    _index: Dict[str, int] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.labels_offset not in (0, 1):
             raise ValueError(f"labels_offset must be 0 or 1, not {self.labels_offset!r}")
+        object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.synsets)})
 
     @property
     def num_classes(self) -> int:
@@ -69,17 +71,10 @@ class LabelMap:
         Raises:
           KeyError: a synset that is not in the mapping.
         """
-        index = self._index().get(synset)
+        index = self._index.get(synset)
         if index is None:
             raise KeyError(f"synset {synset!r} is not one of the {len(self.synsets)} classes")
         return index + 1 - self.labels_offset
-
-    def _index(self) -> Dict[str, int]:
-        cached = self.__dict__.get("_cached_index")
-        if cached is None:
-            cached = {s: i for i, s in enumerate(self.synsets)}
-            object.__setattr__(self, "_cached_index", cached)
-        return cached
 
     def labels_txt(self) -> str:
         """``labels.txt`` as TF-Slim's ``dataset_utils.write_label_file`` writes it:

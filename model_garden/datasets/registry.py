@@ -19,7 +19,6 @@ produces the splits ``train`` and ``test``.
 
 import dataclasses
 import importlib
-import math
 import os
 import re
 from typing import Callable, Mapping, Optional, Sequence, Tuple
@@ -103,26 +102,6 @@ class Dataset:
         if not self.example_gen:  # the convention: components/<name>_example_gen.py
             object.__setattr__(self, "example_gen",
                                f"model_garden.components.{self.name}_example_gen.make_example_gen")
-
-    def steps_per_epoch(self, batch_size: int, split: str = "train") -> int:
-        """Batches of ``batch_size`` in one pass over official ``split``.
-
-        ``ceil(split_sizes[split] / batch_size)``: the last, partial batch
-        counts as a step (``tf.data`` without ``drop_remainder``).
-
-        Raises:
-          ValueError: ``batch_size`` < 1.
-          KeyError: ``split`` is not in :attr:`split_sizes`, naming those that are.
-        """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        try:
-            size = self.split_sizes[split]
-        except KeyError:
-            raise KeyError(
-                f"dataset {self.name!r} has no split {split!r}; known: {sorted(self.split_sizes)}"
-            ) from None
-        return math.ceil(size / batch_size)
 
     def make_example_gen(self, input_base: str, split: SplitSpec, input_spans=None):
         """Builds this dataset's ExampleGen component reading ``input_base``.

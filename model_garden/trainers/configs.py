@@ -18,6 +18,7 @@ import math
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
+from model_garden import nets  # imports no TensorFlow either
 from model_garden.trainers.strategies import STRATEGIES
 
 T = TypeVar("T", bound="TrainerConfig")
@@ -126,8 +127,7 @@ def _convert(cls, name: str, hint, value):
             value = [v for v in value.strip("[]() ").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {value!r} is not a list (give A,B,C)")
-        out = tuple(_convert(cls, name, item, v) for v in value)
-        return value if out == value and isinstance(value, tuple) else out
+        return tuple(_convert(cls, name, item, v) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -262,8 +262,6 @@ class ImageClassifierConfig(TrainerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        from model_garden import nets  # no TensorFlow either
-
         if self.net not in nets.NETS:
             raise ConfigError(f"ImageClassifierConfig.net: unknown network {self.net!r}; "
                               f"known: {', '.join(sorted(nets.NETS))}")
