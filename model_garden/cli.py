@@ -2,6 +2,7 @@
 
     model-garden list
     model-garden run mnist --split hash:80/20
+    model-garden convert flowers --split hash:90/10
     model-garden compile mnist --image IMAGE --pipeline-root gs://... -o mnist.yaml
 """
 
@@ -177,6 +178,83 @@ def _versions(serving_dir: str):
     if not os.path.isdir(serving_dir):
         return []
     return [v for v in os.listdir(serving_dir) if v.isdigit()]
+
+
+def _shards(_ctx, _param, value):
+    """``N`` (both splits) or ``TRAIN/TEST`` -> ``(train, test)``; ``None`` -> the defaults."""
+    if value is None:
+        return 0, 0
+    parts = value.split("/")
+    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
+        return int(parts[0]), int(parts[-1])
+    raise click.BadParameter(f"{value!r}: use N or TRAIN/TEST with whole numbers >= 1, "
+                             "e.g. 5 or 1024/128")
+
+
+@cli.command()
+@click.argument("dataset_name", metavar="DATASET")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
+                   "else downloaded (sha256-checked) into ~/.cache/model-garden.")
+@click.option("--output-root", default="model-garden-output", show_default=True,
+              help="Root of the artifacts: <root>/data/<dataset>/.")
+@click.option("--split", default="official", callback=_split, show_default=True,
+              help="'official' train/test folders, or 'hash[:TRAIN/TEST]' over the files present "
+                   "(the flowers and the ImageNet sample have no official split).")
+@click.option("--shards", callback=_shards, metavar="N|TRAIN/TEST",
+              help="TFRecord shards per split (image datasets; default TF-Slim's: flowers 5, "
+                   "ImageNet 1024/128).")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave undecodable files out (counted, listed in skipped_images.txt) "
+                   "instead of failing.")
+@click.option("--labels-offset", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="ImageNet: 0 keeps TF-Slim's background label 0 (1,001 labels), 1 the "
+                   "1,000-label form.")
+@click.option("--runner", type=click.Choice(["beam", "local"]), default="beam", show_default=True)
+@click.option("--direct-num-workers", type=int, default=0,
+              help="Beam DirectRunner workers (0: one per core).")
+@click.option("--direct-running-mode", default="multi_processing", show_default=True,
+              type=click.Choice(["in_memory", "multi_threading", "multi_processing"]))
+@click.option("--no-cache", is_flag=True, help="Run every component again.")
+def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images, labels_offset,
+            runner, direct_num_workers, direct_running_mode, no_cache):
+    """Convert DATASET into sharded TFRecords and validate them.
+
+    Runs ExampleGen -> StatisticsGen -> ExampleValidator against the curated
+    schema, and prints where the examples are and how many were written.
+    """
+    from model_garden.datasets import resolve_data_dir
+    from model_garden.pipelines import factory, report, runners
+
+    try:
+        dataset = get_dataset(dataset_name)
+    except KeyError as e:
+        raise click.BadParameter(str(e.args[0]), param_hint="DATASET") from None
+    image_options = {"train_shards": shards[0], "test_shards": shards[1],
+                     "skip_bad_images": skip_bad_images, "labels_offset": labels_offset}
+    given = {k: v for k, v in image_options.items() if v}
+    if given and "image_example_gen" not in dataset.example_gen:
+        raise click.UsageError(f"--shards, --skip-bad-images and --labels-offset are for the image "
+                               f"datasets (flowers, imagenet), not {dataset.name}")
+    try:
+        input_base = resolve_data_dir(dataset.name, data_dir)
+        options = runners.local_data_options(
+            dataset.name, output_root, input_base, split=split, example_gen_options=given,
+            beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
+                                                          direct_running_mode),
+            enable_cache=not no_cache)
+        pipeline = factory.create_data_pipeline(dataset.name, options)
+    except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
+        raise click.ClickException(str(e)) from None
+    try:
+        runners.run_pipeline(pipeline, runner)
+    except Exception as e:  # a component failed: report it without the Beam traceback
+        if os.path.exists(options.metadata_path):
+            click.echo(report.format_runs(report.component_runs(options.metadata_path)), err=True)
+        raise click.ClickException(f"converting {dataset.name} failed; nothing of the failed "
+                                   f"component was published.\n{type(e).__name__}: {e}") from e
+    click.echo(report.format_runs(report.component_runs(options.metadata_path)))
+    click.echo(report.examples_summary(options.metadata_path))
 
 
 @cli.command("compile")

@@ -28,7 +28,7 @@ CENSUS_FILES = {"train": "adult.data", "test": "adult.test"}
 
 
 def test_every_dataset_has_classes_and_official_split_sizes():
-    assert sorted(DATASETS) == ["census", "cifar10", "mnist"]
+    assert sorted(DATASETS) == ["census", "cifar10", "flowers", "imagenet", "mnist"]
     for name, d in DATASETS.items():
         assert d.name == name
         assert isinstance(d.num_classes, int) and d.num_classes >= 2, name
@@ -64,13 +64,35 @@ def test_cifar10_classes_are_the_label_names_of_batches_meta(data_root):
     assert len(names) == get_dataset("cifar10").num_classes
 
 
+def test_flowers_classes_are_the_folders_of_the_real_photos(data_root):
+    folders = sorted(n for n in os.listdir(os.path.join(data_root, "flowers", "flower_photos"))
+                     if os.path.isdir(os.path.join(data_root, "flowers", "flower_photos", n)))
+    assert len(folders) == get_dataset("flowers").num_classes == 5
+
+
+def test_imagenet_classes_are_the_mapping_file_plus_background(data_root):
+    from model_garden.datasets import imagenet
+
+    mapping = imagenet.read_synset_mapping(
+        os.path.join(data_root, "imagenet", imagenet.SYNSET_MAPPING))
+    assert mapping.num_classes == get_dataset("imagenet").num_classes == 1001
+
+
+def test_imagenet_without_a_local_copy_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+    monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="without an account.*--data-dir"):
+        datasets.resolve_data_dir("imagenet")
+    assert not os.listdir(tmp_path)  # nothing was fetched or created
+
+
 def test_package_and_readers_import_without_tensorflow():
     code = (
         "import sys\n"
         "import model_garden.datasets, model_garden.datasets.census_csv, "
         "model_garden.datasets.cifar10, model_garden.datasets.idx, "
         "model_garden.datasets.image_folder, model_garden.datasets.download, "
-        "model_garden.datasets.imagenet\n"
+        "model_garden.datasets.imagenet, model_garden.datasets.image_layouts\n"
         "bad = sorted(m for m in ('tensorflow', 'tfx', 'apache_beam') if m in sys.modules)\n"
         "assert not bad, bad\n"
     )

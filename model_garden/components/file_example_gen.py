@@ -32,14 +32,19 @@ from tfx.types import standard_component_specs as specs
 from model_garden.components.input_spans import INPUT_SPANS_KEY, SpanWindow, resolve_spans
 
 COMPONENT_ID = "ExampleGen"
+#: Optional execution property: a dataset's own ExampleGen options, as JSON
+#: (the image ExampleGen's shards, ``skip_bad_images``, ``labels_offset``).
+OPTIONS_KEY = "example_gen_options"
 
 
 class ExampleGenSpec(component_spec.ComponentSpec):
-    """``FileBasedExampleGenSpec`` plus ``input_spans`` (the JSON of a ``SpanWindow``)."""
+    """``FileBasedExampleGenSpec`` plus ``input_spans`` (the JSON of a ``SpanWindow``)
+    and the optional ``example_gen_options`` (JSON)."""
 
     PARAMETERS = {
         **specs.FileBasedExampleGenSpec.PARAMETERS,
         INPUT_SPANS_KEY: component_spec.ExecutionParameter(type=str),
+        OPTIONS_KEY: component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS: Dict[str, Any] = {}
     OUTPUTS = dict(specs.FileBasedExampleGenSpec.OUTPUTS)
@@ -55,13 +60,14 @@ class ExampleGen(base_beam_component.BaseBeamComponent):
         built, or the ``.future()[0].value`` placeholder of an
         :class:`model_garden.components.input_spans.InputSpans` step.
       executor_class: the dataset's :class:`SpanExampleGenExecutor` subclass.
+      options: the ``example_gen_options`` property (JSON), or ``None``.
     """
 
     SPEC_CLASS = ExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(BaseExampleGenExecutor)
 
     def __init__(self, input_base: str, input_config, output_config, custom_config,
-                 input_spans, executor_class):
+                 input_spans, executor_class, options: Optional[str] = None):
         super().__init__(
             spec=ExampleGenSpec(
                 input_base=input_base,
@@ -72,6 +78,7 @@ class ExampleGen(base_beam_component.BaseBeamComponent):
                 output_data_format=example_gen_utils.example_gen_pb2.FORMAT_TF_EXAMPLE,
                 output_file_format=example_gen_utils.example_gen_pb2.FORMAT_TFRECORDS_GZIP,
                 input_spans=input_spans,
+                example_gen_options=options,
                 examples=types.Channel(type=standard_artifacts.Examples),
             ),
             custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
@@ -147,12 +154,16 @@ class SpanExampleGenExecutor(BaseExampleGenExecutor):
         window = input_window(exec_properties)
         exec_properties = {**exec_properties, INPUT_SPANS_KEY: window.to_json()}
         super().Do(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(output_dict[specs.EXAMPLES_KEY])
-        examples.span = window.latest_span
-        examples.version = 0
-        examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME,
-                                            window.fingerprint)
-        examples.set_string_custom_property("spans", ",".join(map(str, window.spans)))
+        stamp_window(artifact_utils.get_single_instance(output_dict[specs.EXAMPLES_KEY]), window)
+
+
+def stamp_window(examples, window: SpanWindow) -> None:
+    """Stamps an Examples artifact with the latest span and the input fingerprint of ``window``."""
+    examples.span = window.latest_span
+    examples.version = 0
+    examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME,
+                                        window.fingerprint)
+    examples.set_string_custom_property("spans", ",".join(map(str, window.spans)))
 
 
 def make_file_example_gen(
@@ -163,6 +174,7 @@ def make_file_example_gen(
     all_pattern: str,
     custom_config=None,
     input_spans: Optional[str] = None,
+    options: Optional[str] = None,
 ):
     """An :class:`ExampleGen` reading ``input_base`` with ``executor_class``.
 
@@ -177,6 +189,7 @@ def make_file_example_gen(
       input_spans: the ``input_spans`` property (:class:`ExampleGen`); ``None``:
         resolved now, without the span layout (the factory sets it for
         ``--spans`` and for Kubeflow).
+      options: the ``example_gen_options`` property (JSON), or ``None``.
 
     Returns:
       The component, node id ``ExampleGen``.
@@ -215,4 +228,4 @@ def make_file_example_gen(
     if input_spans is None:
         input_spans = resolve_spans(input_base).to_json()
     return ExampleGen(input_base, input_config, output_config, custom_config, input_spans,
-                      executor_class).with_id(COMPONENT_ID)
+                      executor_class, options).with_id(COMPONENT_ID)

@@ -12,7 +12,13 @@ key                         type     value
 ``image/class/label``       int64    class index, 0-based
 ``image/height``            int64    pixels
 ``image/width``             int64    pixels
+``image/class/text``        bytes    the class name (flowers: ``daisy``; ImageNet:
+                                     the synset's names), when known
+``image/class/synset``      bytes    ImageNet only: the synset, ``n01440764``
 ==========================  =======  ==========================================
+
+The last two are what ``build_imagenet_data.py`` (``_convert_to_example``)
+adds for ImageNet; the flowers and ImageNet ExampleGens write them.
 """
 
 from typing import Optional
@@ -24,6 +30,8 @@ IMAGE_FORMAT_KEY = "image/format"
 LABEL_KEY = "image/class/label"
 HEIGHT_KEY = "image/height"
 WIDTH_KEY = "image/width"
+CLASS_TEXT_KEY = "image/class/text"
+SYNSET_KEY = "image/class/synset"
 
 
 def _bytes_feature(value: bytes):
@@ -39,7 +47,8 @@ def _int64_feature(value: int):
 
 
 def image_to_tfexample(
-    encoded: bytes, image_format: str, height: int, width: int, label: Optional[int]
+    encoded: bytes, image_format: str, height: int, width: int, label: Optional[int],
+    class_text: Optional[str] = None, synset: Optional[str] = None,
 ):
     """Builds one TF-Slim-format ``tf.train.Example``.
 
@@ -49,10 +58,12 @@ def image_to_tfexample(
       height: image height in pixels.
       width: image width in pixels.
       label: 0-based class index; ``None`` for a serving request (no label).
+      class_text: ``image/class/text``, written when given.
+      synset: ``image/class/synset``, written when given.
 
     Returns:
-      A ``tf.train.Example`` with the five keys in this module's docstring
-      (four without a label).
+      A ``tf.train.Example`` with the keys of this module's docstring (the
+      label and the two optional ones only when given).
     """
     import tensorflow as tf
 
@@ -64,6 +75,10 @@ def image_to_tfexample(
     }
     if label is not None:
         feature[LABEL_KEY] = _int64_feature(label)
+    if class_text is not None:
+        feature[CLASS_TEXT_KEY] = _bytes_feature(class_text.encode())
+    if synset is not None:
+        feature[SYNSET_KEY] = _bytes_feature(synset.encode())
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 

@@ -69,17 +69,36 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _isdir(path: str) -> bool:
+def isdir(path: str) -> bool:
+    """``os.path.isdir``, through ``tf.io.gfile`` for a remote (``gs://``) path."""
     return os.path.isdir(path) if _is_local(path) else _gfile().isdir(path)
 
 
-def _listdir(path: str) -> List[str]:
+def isfile(path: str) -> bool:
+    """``os.path.isfile``, through ``tf.io.gfile`` for a remote path."""
+    if _is_local(path):
+        return os.path.isfile(path)
+    return _gfile().exists(path) and not _gfile().isdir(path)
+
+
+def open_text(path: str):
+    """``open(path, encoding="utf-8", newline="")``, through ``tf.io.gfile`` for a remote path."""
+    if _is_local(path):
+        return open(path, encoding="utf-8", newline="")
+    import io
+
+    return io.StringIO(_gfile().GFile(path).read())
+
+
+def listdir(path: str) -> List[str]:
+    """``os.listdir``, through ``tf.io.gfile`` for a remote path (no trailing ``/``)."""
     if _is_local(path):
         return os.listdir(path)
     return [name.rstrip("/") for name in _gfile().listdir(path)]
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """The bytes of the file ``path`` (local or remote)."""
     if _is_local(path):
         with open(path, "rb") as f:
             return f.read()
@@ -99,11 +118,11 @@ def class_names_of(root: str, splits: Sequence[str]) -> List[str]:
     names = set()
     for split in splits:
         split_dir = os.path.join(root, split)
-        if not _isdir(split_dir):
+        if not isdir(split_dir):
             raise ImageFolderError(f"{split_dir}: no such split folder")
         names.update(
-            n for n in _listdir(split_dir)
-            if not n.startswith(".") and _isdir(os.path.join(split_dir, n))
+            n for n in listdir(split_dir)
+            if not n.startswith(".") and isdir(os.path.join(split_dir, n))
         )
     if not names:
         raise ImageFolderError(f"{root}: no class folders under {list(splits)}")
@@ -148,14 +167,14 @@ def list_images(
     split_dir = os.path.join(root, split)
     if class_names is None:
         class_names = class_names_of(root, [split])
-    if not _isdir(split_dir):
+    if not isdir(split_dir):
         raise ImageFolderError(f"{split_dir}: no such split folder")
     files = []
-    for class_name in sorted(_listdir(split_dir)):
+    for class_name in sorted(listdir(split_dir)):
         class_dir = os.path.join(split_dir, class_name)
-        if class_name.startswith(".") or not _isdir(class_dir):
+        if class_name.startswith(".") or not isdir(class_dir):
             continue
-        for name in sorted(_listdir(class_dir)):
+        for name in sorted(listdir(class_dir)):
             if name.startswith("."):
                 continue
             path = os.path.join(class_dir, name)
@@ -247,7 +266,7 @@ def read_image(path: str) -> EncodedImage:
     Raises:
       ImageFolderError: as :func:`sniff_image`, naming ``path``.
     """
-    data = _read_bytes(path)
+    data = read_bytes(path)
     image_format, height, width = sniff_image(data, path)
     return EncodedImage(data, image_format, height, width)
 
@@ -263,13 +282,13 @@ def find_roots(base: str, splits: Iterable[str] = ("train", "test")) -> List[str
     splits = list(splits)
 
     def is_root(folder):
-        return all(_isdir(os.path.join(folder, s)) for s in splits)
+        return all(isdir(os.path.join(folder, s)) for s in splits)
 
-    if not _isdir(base):
+    if not isdir(base):
         return []
     roots = [base] if is_root(base) else []
-    for name in sorted(_listdir(base)):
+    for name in sorted(listdir(base)):
         sub = os.path.join(base, name)
-        if not name.startswith(".") and _isdir(sub) and is_root(sub):
+        if not name.startswith(".") and isdir(sub) and is_root(sub):
             roots.append(sub)
     return roots

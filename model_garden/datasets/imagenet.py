@@ -26,6 +26,8 @@ import os
 import re
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+from model_garden.datasets.image_folder import listdir, open_text
+
 class ImageNetFormatError(ValueError):
     """An ImageNet label or mapping file is malformed; the message names file and line."""
 
@@ -85,7 +87,7 @@ class LabelMap:
 
 
 def _lines(path: str) -> Iterator[Tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
                 yield number, line.rstrip("\n")
@@ -130,7 +132,7 @@ def read_validation_labels(path: str) -> Dict[str, str]:
     name = os.path.basename(path)
     if name.endswith(".txt"):
         return _slim_labels(path)
-    with open(path, newline="", encoding="utf-8") as f:
+    with open_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -174,7 +176,7 @@ def labelled_images(folder: str, labels: Dict[str, str], label_map: LabelMap,
       ImageNetFormatError: an image without a label, or a label of an unknown
         synset (names the file).
     """
-    for name in sorted(os.listdir(folder)):
+    for name in sorted(listdir(folder)):
         if name.startswith(".") or not name.lower().endswith(tuple(extensions)):
             continue
         path = os.path.join(folder, name)

@@ -24,6 +24,7 @@ import re
 from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 from model_garden.datasets.download import RemoteFile, download_all
+from model_garden.datasets.image_layouts import IMAGENET_HOWTO
 from model_garden.registry import Registry
 
 DATA_ENV = "MODEL_GARDEN_DATA"
@@ -89,6 +90,8 @@ class Dataset:
         and ``"test"``, as published (the registry entry cites the page or
         paper each number comes from). With ``--split hash`` the sizes of
         the splits differ; these are the official files'.
+      manual_download: for a dataset that cannot be downloaded here (ImageNet
+        needs an account), what the user must do; ``files`` is then empty.
     """
 
     name: str
@@ -97,21 +100,25 @@ class Dataset:
     split_sizes: Mapping[str, int] = dataclasses.field(hash=False)  # a dict: unhashable
     files: Sequence[RemoteFile]
     example_gen: str = ""
+    manual_download: str = ""
 
     def __post_init__(self):
         if not self.example_gen:  # the convention: components/<name>_example_gen.py
             object.__setattr__(self, "example_gen",
                                f"model_garden.components.{self.name}_example_gen.make_example_gen")
 
-    def make_example_gen(self, input_base: str, split: SplitSpec, input_spans=None):
+    def make_example_gen(self, input_base: str, split: SplitSpec, input_spans=None, **options):
         """Builds this dataset's ExampleGen component reading ``input_base``.
 
         ``input_spans``: the ExampleGen's ``input_spans`` property (see
-        :class:`model_garden.components.file_example_gen.ExampleGen`).
+        :class:`model_garden.components.file_example_gen.ExampleGen`);
+        ``options``: the dataset's own ExampleGen options (the image
+        datasets': ``train_shards``, ``test_shards``, ``skip_bad_images``,
+        ``labels_offset``), passed only when given.
         """
         module, _, attr = self.example_gen.rpartition(".")
         factory: Callable = getattr(importlib.import_module(module), attr)
-        return factory(input_base, split, input_spans=input_spans)
+        return factory(input_base, split, input_spans=input_spans, **options)
 
 
 #: sha256 of every canonical file: MNIST as published by tensorflow_datasets
@@ -126,6 +133,8 @@ _SHA256 = {
     "adult.test": "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
     "adult.names": "c248284c0b5de30c9e1958d6cdd168a34a654758b620e68f46aefa83fc0a576a",
     "cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    # tensorflow_datasets url_checksums/tf_flowers.txt (228,813,984 bytes).
+    "flower_photos.tgz": "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c",
 }
 
 
@@ -165,6 +174,24 @@ DATASETS.register(Dataset(
     files=_remote(("https://www.cs.toronto.edu/~kriz/",), "cifar-10-python.tar.gz",
                   extract="cifar-10-batches-py")))
 
+# TF's flower photos, the dataset of TF-Slim's flowers (research/slim/
+# datasets/flowers.py: "3670 images", SPLITS_TO_SIZES train 3,320 /
+# validation 350, drawn at random: no official split, --split hash), 5 classes.
+DATASETS.register(Dataset(
+    name="flowers", homepage="https://www.tensorflow.org/datasets/catalog/tf_flowers",
+    num_classes=5, split_sizes={"train": 3_320, "test": 350},
+    files=_remote(("http://download.tensorflow.org/example_images/",), "flower_photos.tgz",
+                  extract="flower_photos"),
+    example_gen="model_garden.components.image_example_gen.make_flowers_example_gen"))
+
+# ImageNet ILSVRC-2012 (research/slim/datasets/imagenet.py: 1,281,167 train /
+# 50,000 validation images, 1,001 labels with the background class).
+DATASETS.register(Dataset(
+    name="imagenet", homepage="https://image-net.org/challenges/LSVRC/2012/",
+    num_classes=1001, split_sizes={"train": 1_281_167, "test": 50_000}, files=(),
+    example_gen="model_garden.components.image_example_gen.make_imagenet_example_gen",
+    manual_download=IMAGENET_HOWTO + " (or put it at $MODEL_GARDEN_DATA/imagenet)"))
+
 
 def get_dataset(name: str) -> Dataset:
     """The registered dataset ``name``.
@@ -197,6 +224,8 @@ def resolve_data_dir(name: str, data_dir: Optional[str] = None) -> str:
       FileNotFoundError: ``data_dir`` or ``$MODEL_GARDEN_DATA/<name>`` is
         given but is not a folder.
       DownloadError: no local copy, and the download failed.
+      FileNotFoundError: no local copy of a dataset that cannot be downloaded
+        (its ``manual_download`` says what to do).
     """
     dataset = get_dataset(name)
     if data_dir:
@@ -211,4 +240,6 @@ def resolve_data_dir(name: str, data_dir: Optional[str] = None) -> str:
                 f"${DATA_ENV}={root} has no folder {name}/ for dataset {name}"
             )
         return os.path.abspath(folder)
+    if dataset.manual_download:
+        raise FileNotFoundError(f"{name}: no local copy. {dataset.manual_download}")
     return os.path.abspath(download_all(dataset.files, cache_dir(name)))

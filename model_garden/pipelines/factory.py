@@ -68,6 +68,9 @@ class PipelineOptions:
         (its ``base_model``) when there is one.
       resolve_at_run_time: add the ``InputSpans`` and ``LatestPushedVersion``
         steps (Kubeflow) instead of resolving both when the pipeline is built.
+      example_gen_options: the dataset's own ExampleGen options (the image
+        datasets' ``train_shards``, ``test_shards``, ``skip_bad_images``,
+        ``labels_offset``; :mod:`model_garden.components.image_example_gen`).
       trainer_executor: dotted path of a Trainer executor class (a TFX
         ``GenericExecutor`` subclass) to use instead of TFX's, e.g. the
         Kubeflow compiler's ``model_garden.kubeflow.tfjob_trainer.Executor``
@@ -91,6 +94,7 @@ class PipelineOptions:
     spans: Optional[int] = None
     warm_start: bool = False
     resolve_at_run_time: bool = False
+    example_gen_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def pipeline_name(recipe: Recipe) -> str:
@@ -196,20 +200,10 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     else:
         input_spans = spans_lib.resolve_spans(options.input_base, options.spans).to_json()
         pushed_version = baseline_lib.latest_pushed_version(options.serving_dir)
-    example_gen = dataset.make_example_gen(options.input_base, options.split, input_spans)
+    data = _data_components(dataset, recipe.schema_file, options, input_spans)
+    example_gen, statistics_gen, schema_importer, inferred_schema, example_validator = data
     examples = example_gen.outputs["examples"]
-
-    statistics_gen = tfx.components.StatisticsGen(examples=examples)
-    schema_importer = tfx.components.ImportSchemaGen(
-        schema_file=os.path.join(options.schemas_dir, recipe.schema_file)
-    ).with_id("CuratedSchema")
     schema = schema_importer.outputs["schema"]
-    inferred_schema = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
-    ).with_id("InferredSchema")
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema
-    )
     transform = tfx.components.Transform(
         examples=examples,
         schema=schema,
@@ -260,27 +254,70 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     )
     # The model the destination already serves is not pushed again (a re-run).
     pusher.executor_spec = executor_spec.ExecutorClassSpec(pusher_lib.Executor)
+    return _pipeline(pipeline_name(recipe), options,
+                     resolvers + list(data) + [transform, baseline, trainer, evaluator, pusher])
+
+
+def _data_components(dataset, schema_file: str, options: PipelineOptions, input_spans: str):
+    """ExampleGen, StatisticsGen, CuratedSchema, InferredSchema, ExampleValidator."""
+    from tfx import v1 as tfx
+
+    example_gen = dataset.make_example_gen(options.input_base, options.split, input_spans,
+                                           **options.example_gen_options)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_importer = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(options.schemas_dir, schema_file)
+    ).with_id("CuratedSchema")
+    inferred_schema = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    ).with_id("InferredSchema")
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
+    )
+    return example_gen, statistics_gen, schema_importer, inferred_schema, example_validator
+
+
+def _pipeline(name: str, options: PipelineOptions, components):
+    from tfx import v1 as tfx
+
     metadata = None
     if options.metadata_path:
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
             options.metadata_path
         )
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name(recipe),
+        pipeline_name=name,
         pipeline_root=options.pipeline_root,
-        components=resolvers + [
-            example_gen,
-            statistics_gen,
-            schema_importer,
-            inferred_schema,
-            example_validator,
-            transform,
-            baseline,
-            trainer,
-            evaluator,
-            pusher,
-        ],
+        components=components,
         enable_cache=options.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(options.beam_pipeline_args),
     )
+
+
+def data_pipeline_name(dataset_name: str) -> str:
+    """The data pipeline's name: ``model-garden-data-<dataset>``."""
+    return "model-garden-data-" + dataset_name.replace("_", "-")
+
+
+def create_data_pipeline(dataset_name: str, options: PipelineOptions):
+    """The data half of every recipe's pipeline, alone: convert and validate a dataset.
+
+    ``ExampleGen -> StatisticsGen -> CuratedSchema (schemas/<dataset>.pbtxt)
+    -> ExampleValidator`` (and the inferred schema), what ``model-garden
+    convert`` runs; the Examples it writes are the sharded TFRecords.
+
+    Raises:
+      KeyError: an unknown dataset.
+      FileNotFoundError: the dataset has no curated schema.
+    """
+    from model_garden.components import input_spans as spans_lib
+
+    dataset = get_dataset(dataset_name)
+    schema_file = f"{dataset.name}.pbtxt"
+    if not os.path.isfile(os.path.join(options.schemas_dir, schema_file)):
+        raise FileNotFoundError(f"{dataset.name}: no curated schema "
+                                f"{os.path.join(options.schemas_dir, schema_file)}")
+    input_spans = spans_lib.resolve_spans(options.input_base, options.spans).to_json()
+    return _pipeline(data_pipeline_name(dataset.name), options,
+                     list(_data_components(dataset, schema_file, options, input_spans)))

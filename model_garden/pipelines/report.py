@@ -111,3 +111,37 @@ def format_runs(rows: List[ComponentRun]) -> str:
         outcome = "" if r.blessed is None else ("yes" if r.blessed else "no")
         lines.append(f"{r.node_id:<36} {r.state:<9} {r.seconds:>8.1f}  {outcome}")
     return "\n".join(lines)
+
+
+def examples_summary(metadata_path: str, run: Optional[str] = None) -> str:
+    """Where the ExampleGen of a run wrote its examples, and its counts.
+
+    One line per Examples artifact of the run's ExampleGen (its URI and
+    splits), then, when the ExampleGen recorded them (the image ExampleGen),
+    the images written, re-encoded and skipped, with the skipped files' list.
+
+    Raises:
+      ValueError: the store holds no pipeline run.
+    """
+    import os
+
+    store = open_store(metadata_path)
+    rows = [r for r in component_runs(metadata_path, run) if r.node_id == "ExampleGen"]
+    lines = []
+    for row in rows:
+        events = store.get_events_by_execution_ids([row.execution_id])
+        outputs = [e.artifact_id for e in events if e.type == e.OUTPUT]
+        for artifact in store.get_artifacts_by_id(outputs):
+            splits = artifact.properties["split_names"].string_value if (
+                "split_names" in artifact.properties) else ""
+            lines.append(f"examples: {artifact.uri} (splits {splits})")
+            props = artifact.custom_properties
+            if "images_written" in props:
+                skipped = props["images_skipped"].int_value
+                line = (f"images: {props['images_written'].int_value:,} written "
+                        f"({props['images_reencoded'].int_value:,} re-encoded to RGB JPEG), "
+                        f"{skipped:,} skipped")
+                if skipped:
+                    line += f": listed in {os.path.join(artifact.uri, 'skipped_images.txt')}"
+                lines.append(line)
+    return "\n".join(lines)

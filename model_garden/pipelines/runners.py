@@ -5,6 +5,7 @@ Local output layout under one output root (``--output-root``)::
     <root>/<recipe>/metadata.sqlite     ML Metadata (SQLite)
     <root>/<recipe>/pipeline/           pipeline root: every component's artifacts
     <root>/serving/<recipe>/<version>/  what the Pusher pushed (TF Serving layout)
+    <root>/data/<dataset>/              ``model-garden convert``: its pipeline and metadata
 
 ``BeamDagRunner`` and the Kubeflow runner are not in the public ``tfx.v1``
 API; they are imported from ``tfx.orchestration`` as the TFX guides do.
@@ -61,6 +62,15 @@ def local_options(recipe: Recipe, output_root: str, input_base: str, **overrides
     )
 
 
+def local_data_options(dataset_name: str, output_root: str, input_base: str,
+                       **overrides) -> PipelineOptions:
+    """``PipelineOptions`` of ``model-garden convert``: ``<root>/data/<dataset>/{pipeline,metadata.sqlite}``."""
+    layout = LocalLayout(os.path.abspath(output_root), os.path.join("data", dataset_name))
+    os.makedirs(os.path.dirname(layout.metadata_path), exist_ok=True)
+    return PipelineOptions(input_base=input_base, pipeline_root=layout.pipeline_root,
+                           serving_dir="", metadata_path=layout.metadata_path, **overrides)
+
+
 def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam") -> None:
     """Runs ``recipe``'s pipeline on this machine.
 
@@ -75,9 +85,17 @@ def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam") ->
       RuntimeError: (from TFX) a component failed; its outputs are not
         published, earlier artifacts and pushed models stay as they were.
     """
+    run_pipeline(create_pipeline(recipe, options), runner)
+
+
+def run_pipeline(pipeline, runner: str = "beam") -> None:
+    """Runs a TFX pipeline with ``BeamDagRunner`` (``"beam"``) or ``LocalDagRunner`` (``"local"``).
+
+    Raises:
+      ValueError: unknown runner; RuntimeError (from TFX): a component failed.
+    """
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
-    pipeline = create_pipeline(recipe, options)
     if runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
