@@ -303,7 +303,7 @@ def write_shard(task: ShardTask, skip_bad_images: bool) -> Dict[str, Any]:
                 counters["reencoded"].inc()
             writer.write(image_example.image_to_tfexample(
                 image.encoded, image.image_format, image.height, image.width, label,
-                class_text=text, synset=synset).SerializeToString())
+                class_text=text, synset=synset).SerializeToString(deterministic=True))
             summary["written"] += 1
             counters["written"].inc()
     tf.io.gfile.rename(task.temp, task.output, overwrite=True)
@@ -419,12 +419,25 @@ def make_example_gen(dataset: str, input_base: str, split, input_spans=None, *,
     Raises:
       ImageExampleGenError: bad options, or an official split of a local
         folder that has none (flowers, the ImageNet sample).
-      image_layouts.LayoutError: a local folder without the dataset in it.
+      image_layouts.LayoutError: a local folder (the newest span's) without
+        the dataset in it.
     """
+    from model_garden.components.input_spans import SpanWindow
+
     options = ImageGenOptions(dataset, train_shards, test_shards, skip_bad_images, labels_offset)
-    if split.kind == "official" and "://" not in input_base:
-        layout = image_layouts.find_layout(dataset, input_base, labels_offset)
-        if not layout.has_official_split():
+    # A local folder is checked now (the newest span's, with spans), so a wrong
+    # folder fails before anything runs; a remote one, or a window resolved at
+    # run time (a Kubeflow placeholder), only when the ExampleGen runs.
+    folder = None
+    if "://" not in input_base:
+        folder = input_base
+        if isinstance(input_spans, str):
+            folder = SpanWindow.from_json(input_spans).folders()[-1]
+        elif input_spans is not None:
+            folder = None
+    if folder is not None:
+        layout = image_layouts.find_layout(dataset, folder, labels_offset)
+        if split.kind == "official" and not layout.has_official_split():
             raise ImageExampleGenError(
                 f"{input_base}: {dataset} here has no official train/test split "
                 "(TF-Slim draws the flowers' 350 validation photos at random): use --split hash "
