@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-BENCHMARKS = {"mnist": "benchmarks.mnist", "cifar10": "benchmarks.cifar10", "census": "benchmarks.census"}
+BENCHMARKS = {"mnist": "benchmarks.mnist", "cifar10": "benchmarks.cifar10", "census": "benchmarks.census",
+              "image_example_gen": "benchmarks.image_example_gen"}
 
 
 def main() -> None:

@@ -112,20 +112,30 @@ def list_recipes():
                    f"{test:>{widths[3]}}  {homepage}")
 
 
+#: The data folder option of ``run`` and ``convert``.
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False),
+    help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
+         "else downloaded (sha256-checked) into ~/.cache/model-garden.")
+
+#: How ``run`` and ``convert`` run the pipeline on this machine.
+_local_runner_flags = option_group(
+    click.option("--runner", type=click.Choice(["beam", "local"]), default="beam",
+                 show_default=True, help="BeamDagRunner or LocalDagRunner."),
+    click.option("--direct-num-workers", type=int, default=0,
+                 help="Beam DirectRunner workers (0: one per core)."),
+    click.option("--direct-running-mode", default="multi_processing", show_default=True,
+                 type=click.Choice(["in_memory", "multi_threading", "multi_processing"])),
+    click.option("--no-cache", is_flag=True, help="Run every component again."),
+)
+
+
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
-                   "else downloaded (sha256-checked) into ~/.cache/model-garden.")
+@_data_dir_option
 @click.option("--output-root", default="model-garden-output", show_default=True,
               help="Root of pipeline artifacts, ML Metadata and pushed models.")
-@click.option("--runner", type=click.Choice(["beam", "local"]), default="beam", show_default=True,
-              help="BeamDagRunner or LocalDagRunner.")
-@click.option("--direct-num-workers", type=int, default=0,
-              help="Beam DirectRunner workers (0: one per core).")
-@click.option("--direct-running-mode", default="multi_processing", show_default=True,
-              type=click.Choice(["in_memory", "multi_threading", "multi_processing"]))
-@click.option("--no-cache", is_flag=True, help="Run every component again.")
+@_local_runner_flags
 @_pipeline_flags
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
         no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
@@ -193,9 +203,7 @@ def _shards(_ctx, _param, value):
 
 @cli.command()
 @click.argument("dataset_name", metavar="DATASET")
-@click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
-                   "else downloaded (sha256-checked) into ~/.cache/model-garden.")
+@_data_dir_option
 @click.option("--output-root", default="model-garden-output", show_default=True,
               help="Root of the artifacts: <root>/data/<dataset>/.")
 @click.option("--split", default="official", callback=_split, show_default=True,
@@ -210,12 +218,7 @@ def _shards(_ctx, _param, value):
 @click.option("--labels-offset", type=click.IntRange(0, 1), default=0, show_default=True,
               help="ImageNet: 0 keeps TF-Slim's background label 0 (1,001 labels), 1 the "
                    "1,000-label form.")
-@click.option("--runner", type=click.Choice(["beam", "local"]), default="beam", show_default=True)
-@click.option("--direct-num-workers", type=int, default=0,
-              help="Beam DirectRunner workers (0: one per core).")
-@click.option("--direct-running-mode", default="multi_processing", show_default=True,
-              type=click.Choice(["in_memory", "multi_threading", "multi_processing"]))
-@click.option("--no-cache", is_flag=True, help="Run every component again.")
+@_local_runner_flags
 def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images, labels_offset,
             runner, direct_num_workers, direct_running_mode, no_cache):
     """Convert DATASET into sharded TFRecords and validate them.

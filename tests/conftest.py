@@ -38,3 +38,9 @@ def data_root() -> str:
 def mnist_dir(data_root) -> str:
     """The real MNIST idx files (10k test set + train labels)."""
     return os.path.join(data_root, "mnist")
+
+
+@pytest.fixture(scope="session")
+def imagenet_dir(data_root) -> str:
+    """The real ImageNet sample: 100 images, ``LOC_synset_mapping.txt``, its csv."""
+    return os.path.join(data_root, "imagenet")

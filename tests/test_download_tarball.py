@@ -79,11 +79,11 @@ def canonical(tmp_path_factory, data_root):
             "train": splits["train"][:2], "test": splits["test"][:2]}
 
 
-def _tarball(path, folder, extra=()):
-    """Writes ``folder`` as ``TOP/...`` (folder entry first, files sorted),
+def _tarball(path, folder, extra=(), top=TOP):
+    """Writes ``folder`` as ``top/...`` (folder entry first, files sorted),
     then each ``(TarInfo, bytes or None)`` of ``extra``; returns ``path``."""
     with tarfile.open(path, "w:gz") as tar:
-        tar.add(folder, arcname=TOP)  # recursive, sorted
+        tar.add(folder, arcname=top)  # recursive, sorted
         for info, data in extra:
             if data is not None:
                 info.size = len(data)

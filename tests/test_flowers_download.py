@@ -11,7 +11,6 @@ extracted.
 """
 
 import dataclasses
-import io
 import os
 import tarfile
 
@@ -19,26 +18,11 @@ import pytest
 
 from model_garden.datasets import get_dataset, image_layouts
 from model_garden.datasets.download import DownloadError, download_all, sha256_of
-from tests.test_download_tarball import _Server, _tree
+from tests.test_download_tarball import (  # noqa: F401 (pytest fixtures)
+    _no_proxy_for_loopback, _tarball, _tree, server)
 
 ARCHIVE = "flower_photos.tgz"
 TOP = "flower_photos"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch):
-    for key in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(key, "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server(tmp_path):
-    www = tmp_path / "www"
-    www.mkdir()
-    srv = _Server(www)
-    srv.www = www
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +31,7 @@ def photos_dir(data_root):
 
 
 def _pack(path, folder, extra=()):
-    with tarfile.open(path, "w:gz") as tar:
-        tar.add(folder, arcname=TOP)
-        for info, data in extra:
-            if data is not None:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(info)
-    return str(path)
+    return _tarball(path, folder, extra, top=TOP)
 
 
 def _remote(archive, url):

@@ -216,11 +216,6 @@ def test_shards_are_spread_longest_first_over_the_workers():
 # --- ImageNet -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def imagenet_dir(data_root):
-    return os.path.join(data_root, "imagenet")
-
-
-@pytest.fixture(scope="module")
 def sample_csv(imagenet_dir):
     with open(os.path.join(imagenet_dir, imagenet.SAMPLE_LABELS), newline="") as f:
         return {row["filename"]: row for row in csv.DictReader(f)}

@@ -16,11 +16,6 @@ from model_garden.datasets import imagenet
 
 
 @pytest.fixture(scope="module")
-def imagenet_dir(data_root):
-    return os.path.join(data_root, "imagenet")
-
-
-@pytest.fixture(scope="module")
 def sample_rows(imagenet_dir):
     with open(os.path.join(imagenet_dir, imagenet.SAMPLE_LABELS), newline="") as f:
         return list(csv.DictReader(f))

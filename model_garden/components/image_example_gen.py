@@ -24,7 +24,8 @@ What it writes, as TF-Slim's ``download_and_convert_flowers.py`` and
 * ``labels.txt`` (``<label>:<name>``, Slim's ``write_label_file``) and
   ``label_names.txt`` (line ``i`` = the name of label ``i``) beside the
   splits, and the custom properties ``label_names`` (JSON list),
-  ``images_written``, ``images_reencoded`` and ``images_skipped``.
+  ``images_written``, ``images_reencoded``, ``images_skipped`` and
+  ``conversion_seconds`` (first shard started to last shard written).
 
 An undecodable or truncated file fails the run with an error naming it, or,
 with ``skip_bad_images``, is left out, listed in ``skipped_images.txt``
@@ -50,21 +51,20 @@ import json
 import logging
 import os
 import random
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
 from model_garden.components.file_example_gen import (
     OPTIONS_KEY, SpanExampleGenExecutor, input_window, make_file_example_gen, stamp_window)
-from model_garden.components.image_normalize import BadImageError
+from model_garden.components.image_shards import (
+    FILE_NAME, ShardTask, assign_slots, write_json, write_slot)
 from model_garden.datasets import image_layouts
 
 LABELS_FILE = "labels.txt"
 LABEL_NAMES_FILE = "label_names.txt"
 SKIPPED_FILE = "skipped_images.txt"
-FILE_NAME = "data_tfrecord"  # TFX's write_split.DEFAULT_FILE_NAME
 _WORK_DIR = ".image_example_gen"
-COUNTER_NAMESPACE = "ImageExampleGen"
 
 #: Default (train, test) shard counts: ``download_and_convert_flowers.py``
 #: ``_NUM_SHARDS = 5``; ``build_imagenet_data.py`` ``--train_shards=1024``,
@@ -72,10 +72,6 @@ COUNTER_NAMESPACE = "ImageExampleGen"
 DEFAULT_SHARDS = {"flowers": (5, 5), "imagenet": (1024, 128)}
 #: ``download_and_convert_flowers.py`` ``_RANDOM_SEED = 0``.
 SEED = 0
-#: JPEG and PNG bytes are entropy-coded already: gzip saves 1.8% of the
-#: flower photos at 1.2 ms per image (measured here), so the shards are
-#: GZIP (TFX's format, what every TFX reader expects) at level 0 (stored).
-GZIP_LEVEL = 0
 
 
 class ImageExampleGenError(ValueError):
@@ -139,29 +135,6 @@ class ImageGenOptions:
             if isinstance(e, ImageExampleGenError):
                 raise
             raise ImageExampleGenError(f"bad {OPTIONS_KEY} {text!r}: {e}") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardTask:
-    """One output shard: which images (a manifest file) go into which file.
-
-    Attributes:
-      split: the output split.
-      index: 0-based shard number.
-      count: shards of the split.
-      images: number of images in the manifest.
-      manifest: JSON-lines file, one ``[path, label, text, synset]`` per image.
-      output: the shard's final path.
-      temp: where it is written before the rename.
-    """
-
-    split: str
-    index: int
-    count: int
-    images: int
-    manifest: str
-    output: str
-    temp: str
 
 
 def _gfile():
@@ -252,69 +225,6 @@ def plan_shards(split_uris: Dict[str, str], images: Dict[str, list], options: Im
     return tasks
 
 
-def assign_slots(tasks: Sequence[ShardTask], slots: int) -> List[List[ShardTask]]:
-    """Longest-processing-time-first: each task (largest first) to the least loaded slot."""
-    loads = [[0, i, []] for i in range(max(1, min(slots, len(tasks))))]
-    for task in sorted(tasks, key=lambda t: (-t.images, t.split, t.index)):
-        slot = min(loads, key=lambda s: (s[0], s[1]))
-        slot[0] += task.images
-        slot[2].append(task)
-    return [s[2] for s in loads]
-
-
-def write_shard(task: ShardTask, skip_bad_images: bool) -> Dict[str, Any]:
-    """Writes one shard: reads, checks and re-encodes each image of its manifest.
-
-    Returns:
-      ``{"split", "written", "reencoded", "skipped": ["<path>: <reason>", ...]}``.
-
-    Raises:
-      BadImageError: an undecodable, truncated or unreadable file, without
-        ``skip_bad_images`` (names the file).
-    """
-    import tensorflow as tf
-
-    from model_garden.components import image_example, image_normalize
-    from model_garden.datasets.image_folder import read_bytes
-
-    counters = {k: beam.metrics.Metrics.counter(COUNTER_NAMESPACE, f"images_{k}")
-                for k in ("written", "reencoded", "skipped")}
-    summary: Dict[str, Any] = {"split": task.split, "written": 0, "reencoded": 0, "skipped": []}
-    options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)
-    with tf.io.gfile.GFile(task.manifest) as manifest, \
-            tf.io.TFRecordWriter(task.temp, options) as writer:
-        for line in manifest:
-            path, label, text, synset = json.loads(line)
-            try:
-                try:
-                    data = read_bytes(path)
-                except OSError as e:
-                    raise BadImageError(f"{path}: cannot read ({e.strerror or e})") from None
-                image = image_normalize.normalize_image(data, path)
-            except BadImageError as e:
-                if not skip_bad_images:
-                    raise BadImageError(f"{e} (--skip-bad-images leaves such files out, "
-                                        "counted)") from None
-                summary["skipped"].append(str(e))
-                counters["skipped"].inc()
-                continue
-            if image.encoded is not data:
-                summary["reencoded"] += 1
-                counters["reencoded"].inc()
-            writer.write(image_example.image_to_tfexample(
-                image.encoded, image.image_format, image.height, image.width, label,
-                class_text=text, synset=synset).SerializeToString(deterministic=True))
-            summary["written"] += 1
-            counters["written"].inc()
-    tf.io.gfile.rename(task.temp, task.output, overwrite=True)
-    return summary
-
-
-def _write_slot(slot: List[ShardTask], skip_bad_images: bool):
-    for task in slot:
-        yield write_shard(task, skip_bad_images)
-
-
 def _worker_slots(beam_pipeline_args: Sequence[str], tasks: int) -> int:
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -358,9 +268,9 @@ class Executor(SpanExampleGenExecutor):
             _ = (pipeline
                  | "Slots" >> beam.Create(slots)
                  | "Spread" >> beam.Reshuffle()
-                 | "WriteShards" >> beam.FlatMap(_write_slot, options.skip_bad_images)
+                 | "WriteShards" >> beam.FlatMap(write_slot, options.skip_bad_images)
                  | "Collect" >> beam.combiners.ToList()
-                 | "Summary" >> beam.Map(_write_json, summary_path))
+                 | "Summary" >> beam.Map(write_json, summary_path))
         with _gfile().GFile(summary_path) as f:
             summaries = json.load(f)
         self._publish(examples, layout, summaries, window)
@@ -385,20 +295,19 @@ class Executor(SpanExampleGenExecutor):
         examples.set_int_custom_property("images_written", written)
         examples.set_int_custom_property("images_reencoded", reencoded)
         examples.set_int_custom_property("images_skipped", len(skipped))
+        # From the first shard's start to the last one's end: Beam's start-up excluded.
+        seconds = max(s["finished"] for s in summaries) - min(s["started"] for s in summaries)
+        examples.set_float_custom_property("conversion_seconds", round(seconds, 3))
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
         stamp_window(examples, window)
-        logging.info("ImageExampleGen: %d images written (%d re-encoded), %d skipped",
-                     written, reencoded, len(skipped))
+        logging.info("ImageExampleGen: %d images written (%d re-encoded), %d skipped, in %.1f s "
+                     "(%.0f images/s)", written, reencoded, len(skipped), seconds,
+                     written / max(seconds, 1e-9))
         if skipped:
             logging.warning("ImageExampleGen skipped %d bad images (listed in %s): %s",
                             len(skipped), os.path.join(examples.uri, SKIPPED_FILE),
                             "; ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-
-
-def _write_json(value, path: str) -> None:
-    with _gfile().GFile(path, "w") as f:
-        json.dump(value, f)
 
 
 def make_example_gen(dataset: str, input_base: str, split, input_spans=None, *,
