@@ -14,7 +14,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BENCHMARKS = {"mnist": "benchmarks.mnist", "cifar10": "benchmarks.cifar10", "census": "benchmarks.census",
-              "image_example_gen": "benchmarks.image_example_gen"}
+              "image_example_gen": "benchmarks.image_example_gen",
+              "mnist_lr_schedule": "benchmarks.mnist_lr_schedule"}
 
 
 def main() -> None:

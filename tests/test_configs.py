@@ -27,7 +27,7 @@ def test_set_strings_become_typed_values():
 
 @pytest.mark.parametrize("overrides,message", [
     ({"batch_sise": "64"}, r"unknown MnistConfig key\(s\) \['batch_sise'\]; valid keys: "
-                           r"batch_size, strategy, steps_per_epoch, learning_rate"),
+                           r"batch_size, strategy, steps_per_epoch, learning_rate, lr_schedule"),
     ({"batch_size": "6.5"}, "MnistConfig.batch_size: '6.5' is not a whole number"),
     ({"batch_size": "0"}, "MnistConfig.batch_size: 0 must be >= 1"),
     ({"learning_rate": "fast"}, "MnistConfig.learning_rate: 'fast' is not a number"),

@@ -13,12 +13,30 @@ from model_garden.trainers import configs, export, inputs, steps, strategies, wa
 NUM_CLASSES = 10
 
 
-def build_model(learning_rate: float = configs.MnistConfig.learning_rate):
+def learning_rate_of(learning_rate: float, schedule: str, train_steps: int):
+    """Adam's rate: ``learning_rate`` as is (``constant``), or a cosine decay to 0
+    over ``train_steps`` steps (``cosine``, ``tf.keras.optimizers.schedules.CosineDecay``).
+
+    Raises:
+      ValueError: an unknown schedule, or ``cosine`` without a positive ``train_steps``.
+    """
+    import tensorflow as tf
+
+    if schedule == "constant":
+        return learning_rate
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr_schedule {schedule!r}: one of {configs.LR_SCHEDULES}")
+    if not train_steps or train_steps < 1:
+        raise ValueError(f"the cosine schedule needs train_steps >= 1, not {train_steps!r}")
+    return tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(train_steps))
+
+
+def build_model(learning_rate=configs.MnistConfig.learning_rate):
     """The official MNIST CNN as a compiled Keras model.
 
     Args:
-      learning_rate: Adam learning rate (official/mnist: 1e-4; the default:
-        :class:`~model_garden.trainers.configs.MnistConfig`'s).
+      learning_rate: Adam learning rate, a float or a Keras schedule
+        (:func:`learning_rate_of`; official/mnist: constant 1e-4).
 
     Returns:
       A ``tf.keras.Model`` taking ``{"image": float32 [N, 28, 28, 1]}`` and
@@ -78,7 +96,7 @@ def run_fn(fn_args) -> None:
 
     ``fn_args.custom_config``: the fields of
     :class:`~model_garden.trainers.configs.MnistConfig` (``batch_size``,
-    ``learning_rate``, ``strategy``, ``steps_per_epoch``).
+    ``learning_rate``, ``lr_schedule``, ``strategy``, ``steps_per_epoch``).
 
     Writes the SavedModel to ``fn_args.serving_model_dir`` with signatures
     ``serving_default`` (serialized raw tf.Examples) and ``classify`` (float
@@ -100,7 +118,8 @@ def run_fn(fn_args) -> None:
         batch_size, mnist_schema.LABEL_KEY, shuffle=False,
     )
     with strategy.scope():
-        model = build_model(config.learning_rate)
+        model = build_model(learning_rate_of(config.learning_rate, config.lr_schedule,
+                                             fn_args.train_steps))
         warm_start.warm_start(model, fn_args.base_model)
 
     steps.fit(model, train_ds, eval_ds, fn_args, config)
