@@ -84,3 +84,10 @@ for _version in (1, 2):
             source=("arXiv:1512.03385 sec. 4.2" if _version == 1 else "arXiv:1603.05027")
             + "; tensorflow/models official/resnet/resnet_model.py",
         ))
+
+
+# --- TF-Slim's ImageNet networks (research/slim/nets, its pre-trained table) ------------
+register(NetSpec(
+    name="inception_v1", builder="model_garden.nets.inception_v1.inception_v1",
+    default_image_size=224, preprocessing="inception",
+    source="arXiv:1409.4842; TF-Slim nets/inception_v1.py"))

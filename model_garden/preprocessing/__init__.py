@@ -14,6 +14,7 @@ from typing import Callable, Dict
 #: name -> module holding ``preprocess_image``.
 PREPROCESSING: Dict[str, str] = {
     "cifar": "model_garden.preprocessing.cifar",
+    "inception": "model_garden.preprocessing.inception",
 }
 
 

@@ -1,0 +1,150 @@
+"""Our Keras networks against TF-Slim's own graphs (the ``tf-slim`` 1.1.0 package on PyPI).
+
+For each network ``tf-slim`` carries, a child process builds Slim's graph
+in TF1 graph mode (``tf_slim.nets``, under Slim's own ``arg_scope``), gives
+every variable random values (batch-norm moving statistics and betas
+included, so that nothing is trivially zero or one), saves a checkpoint
+with Slim's variable names and computes the logits of real flower photos
+(resized to the network's size, scaled to [-1, 1]). This process builds our
+network, loads the checkpoint by name
+(:func:`model_garden.nets.slim_checkpoint.load_slim_checkpoint`) and
+computes the logits of the same images: every Slim variable must be used,
+every Keras weight restored, and the logits equal within 1e-4.
+
+``tf-slim`` 1.1.0 imports under TF 2.16 only with ``tf_keras.legacy_tf_layers``
+aliased to ``tf_keras.src.legacy_tf_layers`` and without
+``TF_USE_LEGACY_KERAS``, hence the child process.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from model_garden import nets, preprocessing
+from model_garden.nets import slim_checkpoint
+
+# Each network: a TF1 graph in a child process and our Keras model (~20 s each).
+pytestmark = pytest.mark.slow
+
+_CHILD = textwrap.dedent('''
+    import json, sys
+    import tf_keras
+    import tf_keras.src.legacy_tf_layers
+    sys.modules["tf_keras.legacy_tf_layers"] = tf_keras.src.legacy_tf_layers
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    tf.disable_eager_execution()
+    import tf_slim as slim
+    from tf_slim.nets import {module}
+
+    images = np.load(sys.argv[1])
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        inputs = tf.placeholder(tf.float32, images.shape)
+        with slim.arg_scope({module}.{arg_scope}()):
+            logits, _ = {module}.{fn}(inputs, num_classes={num_classes}, is_training=False)
+        variables = tf.global_variables()
+        trainable = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for v in variables:
+                shape = v.shape.as_list()
+                if v.op.name.endswith("moving_variance"):
+                    value = rng.uniform(0.5, 1.5, shape)
+                elif v.op.name.endswith(("moving_mean", "beta", "biases")):
+                    value = rng.normal(0, 0.1, shape)
+                elif v.op.name.endswith("gamma"):
+                    value = rng.uniform(0.8, 1.2, shape)
+                else:  # weights: He-scaled, so activations stay of order 1
+                    fan_in = int(np.prod(shape[:-1])) or 1
+                    value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
+                v.load(value.astype(np.float32), sess)
+            out = sess.run(logits, {{inputs: images}})
+            tf.train.Saver(variables).save(sess, sys.argv[2])
+    np.save(sys.argv[3], out)
+    print(json.dumps({{"variables": sorted(v.op.name for v in variables),
+                      "trainable": trainable}}))
+''')
+
+#: network -> (tf_slim.nets module, function, arg_scope)
+SLIM = {
+    "inception_v1": ("inception_v1", "inception_v1", "inception_v1_arg_scope"),
+}
+
+
+def _images(data_root, spec):
+    """Four real flower photos through the network's evaluation preprocessing."""
+    import tensorflow as tf
+
+    preprocess = preprocessing.get_preprocessing(spec.preprocessing)
+    size = spec.default_image_size
+    paths = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", "*", "*.jpg")))
+    return np.stack([preprocess(tf.io.decode_jpeg(tf.io.read_file(p), channels=3), size, size)
+                     .numpy() for p in paths[::100][:4]]).astype(np.float32)
+
+
+def _slim_run(network, num_classes, images, tmp_path):
+    module, fn, arg_scope = SLIM[network]
+    np.save(tmp_path / "images.npy", images)
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    code = _CHILD.format(module=module, fn=fn, arg_scope=arg_scope, num_classes=num_classes)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "images.npy"), str(tmp_path / "model.ckpt"),
+         str(tmp_path / "logits.npy")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out, np.load(tmp_path / "logits.npy")
+
+
+def _logits_model(model):
+    import tensorflow as tf
+
+    logits = [layer for layer in model.layers if layer.name.endswith("SpatialSqueeze")][-1]
+    return tf.keras.Model(model.inputs, logits.output)
+
+
+@pytest.mark.parametrize("network", sorted(SLIM))
+def test_slims_checkpoint_gives_slims_logits_in_our_network(network, data_root, tmp_path):
+    spec = nets.get_net(network)
+    images = _images(data_root, spec)
+    slim, slim_logits = _slim_run(network, 1001, images, tmp_path)
+    model = nets.build(network, 1001)
+    restored = slim_checkpoint.load_slim_checkpoint(model, str(tmp_path / "model.ckpt"))
+    assert restored == slim["variables"]  # every Slim variable used, every Keras weight restored
+    # Slim's own graph is the published count: the same trainable parameters.
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == slim["trainable"]
+    ours = _logits_model(model)(images, training=False).numpy()
+    assert ours.shape == slim_logits.shape == (len(images), 1001)
+    assert np.abs(slim_logits).max() > 1.0  # a real signal, not all zeros
+    np.testing.assert_allclose(ours, slim_logits, atol=1e-4, rtol=0)
+
+
+def test_checkpoint_exclude_scopes_leave_the_logits_of_another_class_count(data_root, tmp_path):
+    """Slim's ``checkpoint_exclude_scopes``: 1,001-class weights into a 5-class network."""
+    spec = nets.get_net("inception_v1")
+    _slim_run("inception_v1", 1001, _images(data_root, spec)[:1], tmp_path)
+    checkpoint = str(tmp_path / "model.ckpt")
+    model = nets.build("inception_v1", 5)
+    with pytest.raises(slim_checkpoint.SlimCheckpointError,
+                       match=r"InceptionV1/Logits/Conv2d_0c_1x1/weights \[1, 1, 1024, 1001\] "
+                             r"!= \[1, 1, 1024, 5\]"):
+        slim_checkpoint.load_slim_checkpoint(model, checkpoint)
+    logits = model.get_layer("InceptionV1/Logits/Conv2d_0c_1x1")
+    initial = [w.numpy() for w in logits.weights]
+    restored = slim_checkpoint.load_slim_checkpoint(model, checkpoint,
+                                                    exclude_scopes=["InceptionV1/Logits"])
+    assert not any(n.startswith("InceptionV1/Logits") for n in restored)
+    for before, after in zip(initial, logits.weights):
+        np.testing.assert_array_equal(before, after.numpy())  # freshly initialised, untouched
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint)
+    conv = model.get_layer("InceptionV1/Mixed_4b/Branch_1/Conv2d_0b_3x3")
+    np.testing.assert_array_equal(
+        conv.kernel.numpy(), reader.get_tensor("InceptionV1/Mixed_4b/Branch_1/Conv2d_0b_3x3/weights"))
