@@ -2,8 +2,10 @@
 
 For each network ``tf-slim`` carries, a child process builds Slim's graph
 in TF1 graph mode (``tf_slim.nets``, under Slim's own ``arg_scope``), gives
-every variable random values (batch-norm moving statistics and betas
-included, so that nothing is trivially zero or one), saves a checkpoint
+every variable random values (betas, gammas and biases included, so that
+nothing is trivially zero or one; the batch-norm moving statistics those of
+the test images, layer after layer, so that activations stay of order one
+through a deep network), saves a checkpoint
 with Slim's variable names and computes the logits of real flower photos
 (resized to the network's size, scaled to [-1, 1]). This process builds our
 network, loads the checkpoint by name
@@ -41,13 +43,13 @@ _CHILD = textwrap.dedent('''
     import tensorflow.compat.v1 as tf
     tf.disable_eager_execution()
     import tf_slim as slim
-    from tf_slim.nets import {module}
+    from tf_slim.nets import {module}, resnet_utils
 
     images = np.load(sys.argv[1])
     rng = np.random.default_rng(0)
     with tf.Graph().as_default():
         inputs = tf.placeholder(tf.float32, images.shape)
-        with slim.arg_scope({module}.{arg_scope}()):
+        with slim.arg_scope({arg_scope_module}.{arg_scope}()):
             logits, _ = {module}.{fn}(inputs, num_classes={num_classes}, is_training=False)
         variables = tf.global_variables()
         trainable = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
@@ -65,7 +67,23 @@ _CHILD = textwrap.dedent('''
                     fan_in = int(np.prod(shape[:-1])) or 1
                     value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
                 v.load(value.astype(np.float32), sess)
-            out = sess.run(logits, {{inputs: images}})
+            # Batch-norm statistics of these very images, layer after layer (in graph
+            # order, so each sees its inputs already normalised): activations stay of
+            # order 1 through a deep net, so that 1e-4 is a meaningful tolerance.
+            by_name = {{v.op.name: v for v in variables}}
+            graph = tf.get_default_graph()
+            for op in graph.get_operations():
+                if not op.type.startswith("FusedBatchNorm"):
+                    continue
+                def variable_of(tensor):  # inputs 3 and 4: the moving mean and variance
+                    while tensor.op.type in ("Identity", "ReadVariableOp"):
+                        tensor = tensor.op.inputs[0]
+                    return by_name[tensor.op.name]
+                x = sess.run(op.inputs[0], {{inputs: images}})
+                variable_of(op.inputs[3]).load(x.mean(axis=(0, 1, 2)), sess)
+                variance = x.var(axis=(0, 1, 2)) * rng.uniform(0.8, 1.25, x.shape[-1])
+                variable_of(op.inputs[4]).load(variance.astype(np.float32), sess)
+            out = sess.run(logits, {{inputs: images}}).reshape(len(images), -1)
             tf.train.Saver(variables).save(sess, sys.argv[2])
     np.save(sys.argv[3], out)
     print(json.dumps({{"variables": sorted(v.op.name for v in variables),
@@ -75,6 +93,9 @@ _CHILD = textwrap.dedent('''
 #: network -> (tf_slim.nets module, function, arg_scope)
 SLIM = {
     "inception_v1": ("inception_v1", "inception_v1", "inception_v1_arg_scope"),
+    # Depth variants are thin registry entries over the same builder as these.
+    "resnet_v1_50": ("resnet_v1", "resnet_v1_50", "resnet_utils.resnet_arg_scope"),
+    "resnet_v2_50": ("resnet_v2", "resnet_v2_50", "resnet_utils.resnet_arg_scope"),
 }
 
 
@@ -91,9 +112,11 @@ def _images(data_root, spec):
 
 def _slim_run(network, num_classes, images, tmp_path):
     module, fn, arg_scope = SLIM[network]
+    arg_scope_module, _, arg_scope = arg_scope.rpartition(".")
     np.save(tmp_path / "images.npy", images)
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    code = _CHILD.format(module=module, fn=fn, arg_scope=arg_scope, num_classes=num_classes)
+    code = _CHILD.format(module=module, fn=fn, arg_scope=arg_scope, num_classes=num_classes,
+                         arg_scope_module=arg_scope_module or module)
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "images.npy"), str(tmp_path / "model.ckpt"),
          str(tmp_path / "logits.npy")], capture_output=True, text=True, env=env, timeout=600)

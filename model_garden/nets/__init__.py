@@ -91,3 +91,13 @@ register(NetSpec(
     name="inception_v1", builder="model_garden.nets.inception_v1.inception_v1",
     default_image_size=224, preprocessing="inception",
     source="arXiv:1409.4842; TF-Slim nets/inception_v1.py"))
+# Slim's preprocessing_factory pairs every ResNet with vgg preprocessing (its
+# README: the released v2 checkpoints were trained with inception at 299).
+for _version, _depths in ((1, (50, 101, 152)), (2, (50, 101, 152, 200))):
+    for _depth in _depths:
+        register(NetSpec(
+            name=f"resnet_v{_version}_{_depth}", builder="model_garden.nets.resnet_slim.resnet",
+            default_image_size=224, preprocessing="vgg",
+            kwargs={"version": _version, "depth": _depth},
+            source=("arXiv:1512.03385" if _version == 1 else "arXiv:1603.05027")
+            + f"; TF-Slim nets/resnet_v{_version}.py"))

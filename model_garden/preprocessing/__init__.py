@@ -15,6 +15,7 @@ from typing import Callable, Dict
 PREPROCESSING: Dict[str, str] = {
     "cifar": "model_garden.preprocessing.cifar",
     "inception": "model_garden.preprocessing.inception",
+    "vgg": "model_garden.preprocessing.vgg",
 }
 
 
