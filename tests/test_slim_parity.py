@@ -96,6 +96,7 @@ SLIM = {
     # Depth variants are thin registry entries over the same builder as these.
     "resnet_v1_50": ("resnet_v1", "resnet_v1_50", "resnet_utils.resnet_arg_scope"),
     "resnet_v2_50": ("resnet_v2", "resnet_v2_50", "resnet_utils.resnet_arg_scope"),
+    "vgg_16": ("vgg", "vgg_16", "vgg_arg_scope"),
 }
 
 
@@ -128,7 +129,8 @@ def _slim_run(network, num_classes, images, tmp_path):
 def _logits_model(model):
     import tensorflow as tf
 
-    logits = [layer for layer in model.layers if layer.name.endswith("SpatialSqueeze")][-1]
+    logits = [layer for layer in model.layers
+              if layer.name.endswith(("SpatialSqueeze", "fc8/squeezed"))][-1]
     return tf.keras.Model(model.inputs, logits.output)
 
 

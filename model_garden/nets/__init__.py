@@ -101,3 +101,8 @@ for _version, _depths in ((1, (50, 101, 152)), (2, (50, 101, 152, 200))):
             kwargs={"version": _version, "depth": _depth},
             source=("arXiv:1512.03385" if _version == 1 else "arXiv:1603.05027")
             + f"; TF-Slim nets/resnet_v{_version}.py"))
+for _depth in (16, 19):
+    register(NetSpec(
+        name=f"vgg_{_depth}", builder="model_garden.nets.vgg.vgg", default_image_size=224,
+        preprocessing="vgg", kwargs={"depth": _depth},
+        source="arXiv:1409.1556; TF-Slim nets/vgg.py"))
