@@ -173,3 +173,64 @@ def test_checkpoint_exclude_scopes_leave_the_logits_of_another_class_count(data_
     conv = model.get_layer("InceptionV1/Mixed_4b/Branch_1/Conv2d_0b_3x3")
     np.testing.assert_array_equal(
         conv.kernel.numpy(), reader.get_tensor("InceptionV1/Mixed_4b/Branch_1/Conv2d_0b_3x3/weights"))
+
+
+_NAMES_CHILD = textwrap.dedent('''
+    import json, sys
+    import tf_keras
+    import tf_keras.src.legacy_tf_layers
+    sys.modules["tf_keras.legacy_tf_layers"] = tf_keras.src.legacy_tf_layers
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    tf.disable_eager_execution()
+    import tf_slim as slim
+    from tf_slim.nets import inception_v1, resnet_utils, resnet_v1, resnet_v2, vgg
+
+    out = {}
+    for name, module, scope in json.loads(sys.argv[1]):
+        fn = getattr({"inception_v1": inception_v1, "resnet_v1": resnet_v1,
+                      "resnet_v2": resnet_v2, "vgg": vgg}[module], name)
+        arg_scope = {"inception_v1": inception_v1.inception_v1_arg_scope,
+                     "vgg": vgg.vgg_arg_scope}.get(module, resnet_utils.resnet_arg_scope)
+        with tf.Graph().as_default():
+            with slim.arg_scope(arg_scope()):
+                fn(tf.placeholder(tf.float32, [1, 224, 224, 3]), num_classes=1001,
+                   is_training=False)
+            out[name] = {
+                "variables": {v.op.name: v.shape.as_list() for v in tf.global_variables()},
+                "trainable": sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())}
+    print(json.dumps(out))
+''')
+
+#: Every registered network tf-slim 1.1.0 has, with its tf_slim.nets module.
+SLIM_HAS = {"inception_v1": "inception_v1",
+            **{f"resnet_v1_{d}": "resnet_v1" for d in (50, 101, 152)},
+            **{f"resnet_v2_{d}": "resnet_v2" for d in (50, 101, 152, 200)},
+            "vgg_16": "vgg", "vgg_19": "vgg"}
+
+
+@pytest.fixture(scope="module")
+def slim_graphs():
+    """Variable names, shapes and trainable parameter counts of Slim's own graphs (1,001 classes)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    spec = json.dumps([[name, module, name] for name, module in SLIM_HAS.items()])
+    proc = subprocess.run([sys.executable, "-c", _NAMES_CHILD, spec], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_slim_nets_are_all_registered():
+    assert set(SLIM_HAS) <= set(nets.NETS)
+
+
+@pytest.mark.parametrize("network", sorted(SLIM_HAS))
+def test_every_variable_and_parameter_count_is_slims(network, slim_graphs):
+    """Slim's own graph is the reference count (the papers round: ResNet-50 25.6M, VGG-16 138M)."""
+    model = nets.build(network, 1001)
+    ours = {name: list(weight.shape) for name, weight in slim_checkpoint.slim_names(model).items()}
+    assert ours == slim_graphs[network]["variables"]
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == \
+        slim_graphs[network]["trainable"]
+    five = nets.build(network, 5)
+    assert five.output_shape == (None, 5)
