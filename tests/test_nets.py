@@ -55,3 +55,34 @@ def test_eval_preprocessing_standardizes_each_image(data_root):
     assert abs(out.mean()) < 1e-4 and abs(out.std() - 1) < 1e-3
     train = preprocess(image, 32, 32, is_training=True, seed=tf.constant([1, 2])).numpy()
     assert train.shape == (32, 32, 3) and abs(train.std() - 1) < 1e-3
+
+
+# research/slim/nets/mobilenet_v1.py's docstring tables (tensorflow/models): the
+# convolution kernels of "100% Mobilenet V1 (base) with input size 224x224"
+# (3,185,088) and of "75% ... 128x128" (1,800,144); tf-slim 1.1.0 has no MobileNet,
+# so its mapping is checked against that file's layer names and counts.
+@pytest.mark.parametrize("name, size, published", [
+    ("mobilenet_v1", 224, 3_185_088), ("mobilenet_v1_075", 128, 1_800_144)])
+def test_mobilenet_v1_kernels_are_slims_published_counts(name, size, published):
+    from model_garden.nets import slim_checkpoint
+
+    model = nets.build(name, 1001, image_size=size)
+    names = slim_checkpoint.slim_names(model)
+    kernels = {n: w for n, w in names.items()
+               if n.endswith(("/weights", "/depthwise_weights")) and "/Logits/" not in n}
+    assert sum(int(np.prod(w.shape)) for w in kernels.values()) == published
+    assert len(kernels) == 27  # Conv2d_0 and 13 depthwise + 13 pointwise
+    assert "MobilenetV1/Conv2d_13_depthwise/depthwise_weights" in names
+    assert "MobilenetV1/Conv2d_13_pointwise/BatchNorm/gamma" in names
+    assert model.output_shape == (None, 1001)
+
+
+@pytest.mark.parametrize("multiplier", [1.0, 0.75, 0.5, 0.25])
+@pytest.mark.parametrize("size", [224, 192, 160, 128])
+def test_mobilenet_v1_builds_every_released_variant(multiplier, size):
+    from model_garden.nets import mobilenet_v1
+
+    model = mobilenet_v1.mobilenet_v1(5, image_size=size, depth_multiplier=multiplier)
+    assert model.output_shape == (None, 5)
+    last = model.get_layer("MobilenetV1/Conv2d_13_pointwise")
+    assert last.filters == max(int(1024 * multiplier), 8)

@@ -60,7 +60,8 @@ def build(name: str, num_classes: int, **overrides):
     Args:
       name: a key of :data:`NETS`.
       num_classes: outputs of the final layer.
-      **overrides: further builder arguments (e.g. ``weight_decay``).
+      **overrides: further builder arguments (e.g. ``weight_decay``, or
+        ``image_size`` for another resolution than the default).
 
     Raises:
       KeyError: unknown name; whatever the builder raises for bad arguments.
@@ -68,8 +69,8 @@ def build(name: str, num_classes: int, **overrides):
     spec = get_net(name)
     module, _, attr = spec.builder.rpartition(".")
     builder = getattr(importlib.import_module(module), attr)
-    return builder(num_classes=num_classes, image_size=spec.default_image_size,
-                   **{**spec.kwargs, **overrides})
+    return builder(num_classes=num_classes,
+                   **{"image_size": spec.default_image_size, **spec.kwargs, **overrides})
 
 
 # --- CIFAR ResNets: He et al. 2015 (v1) and 2016 (v2), tensorflow/models official/resnet --
@@ -106,3 +107,12 @@ for _depth in (16, 19):
         name=f"vgg_{_depth}", builder="model_garden.nets.vgg.vgg", default_image_size=224,
         preprocessing="vgg", kwargs={"depth": _depth},
         source="arXiv:1409.1556; TF-Slim nets/vgg.py"))
+# MobileNet v1: Slim's nets_factory names; the resolution (224/192/160/128 for
+# the released checkpoints) is the image size (--set image_size=...).
+for _name, _multiplier in (("mobilenet_v1", 1.0), ("mobilenet_v1_075", 0.75),
+                           ("mobilenet_v1_050", 0.5), ("mobilenet_v1_025", 0.25)):
+    register(NetSpec(
+        name=_name, builder="model_garden.nets.mobilenet_v1.mobilenet_v1",
+        default_image_size=224, preprocessing="inception",
+        kwargs={"depth_multiplier": _multiplier},
+        source="arXiv:1704.04861; TF-Slim nets/mobilenet_v1.py"))
