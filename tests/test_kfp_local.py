@@ -104,12 +104,15 @@ def runs(tmp_path_factory, mnist_dir):
          "--threshold", str(THRESHOLD)],
         env=_env(), capture_output=True, text=True, timeout=600)
     assert compiled.returncode == 0, compiled.stderr[-4000:]
-    first = _run(package, root, "run1", "--add-span", mnist_dir,
-                 "--span-slice", f"0:{SPAN_SIZE}")
-    second = _run(package, root, "run2")
-    third = _run(package, root, "run3", "--add-span", mnist_dir,
-                 "--span-slice", f"{SPAN_SIZE}:{SPAN_SIZE}")
-    return first, second, third
+    summaries = []
+    for args in (("run1", "--add-span", mnist_dir, "--span-slice", f"0:{SPAN_SIZE}"),
+                 ("run2",),
+                 ("run3", "--add-span", mnist_dir, "--span-slice", f"{SPAN_SIZE}:{SPAN_SIZE}")):
+        summary = _run(package, root, *args)
+        # What the destination served right after this run (a later run may push).
+        summary["served_versions"] = _served(summary["push_destination"])
+        summaries.append(summary)
+    return tuple(summaries)
 
 
 def _states(summary):
@@ -125,10 +128,16 @@ def _pushed(summary):
     return metadata if metadata.get("pushed") == 1 else None
 
 
-def _versions(summary):
-    dest = summary["push_destination"]
+def _served(dest):
+    if not os.path.isdir(dest):
+        return []
     return sorted(v for v in os.listdir(dest)
                   if os.path.isfile(os.path.join(dest, v, "saved_model.pb")))
+
+
+def _versions(summary):
+    """The versions served right after the run of ``summary``."""
+    return summary["served_versions"]
 
 
 def _ok(summary):

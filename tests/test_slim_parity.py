@@ -93,6 +93,7 @@ _CHILD = textwrap.dedent('''
 #: network -> (tf_slim.nets module, function, arg_scope)
 SLIM = {
     "inception_v1": ("inception_v1", "inception_v1", "inception_v1_arg_scope"),
+    "inception_v3": ("inception_v3", "inception_v3", "inception_v3_arg_scope"),
     # Depth variants are thin registry entries over the same builder as these.
     "resnet_v1_50": ("resnet_v1", "resnet_v1_50", "resnet_utils.resnet_arg_scope"),
     "resnet_v2_50": ("resnet_v2", "resnet_v2_50", "resnet_utils.resnet_arg_scope"),
@@ -129,8 +130,9 @@ def _slim_run(network, num_classes, images, tmp_path):
 def _logits_model(model):
     import tensorflow as tf
 
-    logits = [layer for layer in model.layers
-              if layer.name.endswith(("SpatialSqueeze", "fc8/squeezed"))][-1]
+    logits = [layer for layer in model.layers  # the main logits, not the auxiliary ones
+              if layer.name.endswith(("SpatialSqueeze", "fc8/squeezed"))
+              and "AuxLogits" not in layer.name][-1]
     return tf.keras.Model(model.inputs, logits.output)
 
 
@@ -184,17 +186,18 @@ _NAMES_CHILD = textwrap.dedent('''
     import tensorflow.compat.v1 as tf
     tf.disable_eager_execution()
     import tf_slim as slim
-    from tf_slim.nets import inception_v1, resnet_utils, resnet_v1, resnet_v2, vgg
+    from tf_slim.nets import inception_v1, inception_v3, resnet_utils, resnet_v1, resnet_v2, vgg
 
     out = {}
-    for name, module, scope in json.loads(sys.argv[1]):
-        fn = getattr({"inception_v1": inception_v1, "resnet_v1": resnet_v1,
-                      "resnet_v2": resnet_v2, "vgg": vgg}[module], name)
+    for name, module, size in json.loads(sys.argv[1]):
+        fn = getattr({"inception_v1": inception_v1, "inception_v3": inception_v3,
+                      "resnet_v1": resnet_v1, "resnet_v2": resnet_v2, "vgg": vgg}[module], name)
         arg_scope = {"inception_v1": inception_v1.inception_v1_arg_scope,
+                     "inception_v3": inception_v3.inception_v3_arg_scope,
                      "vgg": vgg.vgg_arg_scope}.get(module, resnet_utils.resnet_arg_scope)
         with tf.Graph().as_default():
             with slim.arg_scope(arg_scope()):
-                fn(tf.placeholder(tf.float32, [1, 224, 224, 3]), num_classes=1001,
+                fn(tf.placeholder(tf.float32, [1, size, size, 3]), num_classes=1001,
                    is_training=False)
             out[name] = {
                 "variables": {v.op.name: v.shape.as_list() for v in tf.global_variables()},
@@ -203,7 +206,7 @@ _NAMES_CHILD = textwrap.dedent('''
 ''')
 
 #: Every registered network tf-slim 1.1.0 has, with its tf_slim.nets module.
-SLIM_HAS = {"inception_v1": "inception_v1",
+SLIM_HAS = {"inception_v1": "inception_v1", "inception_v3": "inception_v3",
             **{f"resnet_v1_{d}": "resnet_v1" for d in (50, 101, 152)},
             **{f"resnet_v2_{d}": "resnet_v2" for d in (50, 101, 152, 200)},
             "vgg_16": "vgg", "vgg_19": "vgg"}
@@ -213,7 +216,8 @@ SLIM_HAS = {"inception_v1": "inception_v1",
 def slim_graphs():
     """Variable names, shapes and trainable parameter counts of Slim's own graphs (1,001 classes)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    spec = json.dumps([[name, module, name] for name, module in SLIM_HAS.items()])
+    spec = json.dumps([[name, module, nets.get_net(name).default_image_size]
+                       for name, module in SLIM_HAS.items()])
     proc = subprocess.run([sys.executable, "-c", _NAMES_CHILD, spec], capture_output=True,
                           text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -233,4 +237,4 @@ def test_every_variable_and_parameter_count_is_slims(network, slim_graphs):
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == \
         slim_graphs[network]["trainable"]
     five = nets.build(network, 5)
-    assert five.output_shape == (None, 5)
+    assert all(tuple(output.shape) == (None, 5) for output in five.outputs)

@@ -116,3 +116,7 @@ for _name, _multiplier in (("mobilenet_v1", 1.0), ("mobilenet_v1_075", 0.75),
         default_image_size=224, preprocessing="inception",
         kwargs={"depth_multiplier": _multiplier},
         source="arXiv:1704.04861; TF-Slim nets/mobilenet_v1.py"))
+register(NetSpec(
+    name="inception_v3", builder="model_garden.nets.inception_v3.inception_v3",
+    default_image_size=299, preprocessing="inception",
+    source="arXiv:1512.00567; TF-Slim nets/inception_v3.py"))
