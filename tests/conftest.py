@@ -44,3 +44,18 @@ def mnist_dir(data_root) -> str:
 def imagenet_dir(data_root) -> str:
     """The real ImageNet sample: 100 images, ``LOC_synset_mapping.txt``, its csv."""
     return os.path.join(data_root, "imagenet")
+
+
+@pytest.fixture(scope="session")
+def flower_photo(data_root):
+    """``flower_photo(class_name)``: the first real photo of that class, decoded (uint8 [H, W, 3])."""
+    import glob
+
+    def load(class_name: str):
+        import tensorflow as tf
+
+        path = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", class_name,
+                                             "*.jpg")))[0]
+        return tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+
+    return load

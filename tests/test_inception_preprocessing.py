@@ -1,8 +1,5 @@
 """TF-Slim's ``inception`` preprocessing on real flower photos."""
 
-import glob
-import os
-
 import numpy as np
 import pytest
 
@@ -11,11 +8,8 @@ from model_garden.preprocessing import inception
 
 
 @pytest.fixture(scope="module")
-def photo(data_root):
-    import tensorflow as tf
-
-    path = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", "tulips", "*")))[0]
-    return tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+def photo(flower_photo):
+    return flower_photo("tulips")
 
 
 def test_evaluation_is_a_central_crop_resized_and_scaled(photo):

@@ -1,8 +1,5 @@
 """TF-Slim's ``vgg`` preprocessing on a real flower photo."""
 
-import glob
-import os
-
 import numpy as np
 import pytest
 
@@ -11,11 +8,8 @@ from model_garden.preprocessing import vgg
 
 
 @pytest.fixture(scope="module")
-def photo(data_root):
-    import tensorflow as tf
-
-    path = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", "roses", "*")))[0]
-    return tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+def photo(flower_photo):
+    return flower_photo("roses")
 
 
 def test_evaluation_resizes_the_short_side_to_256_crops_the_centre_and_subtracts_the_means(photo):
