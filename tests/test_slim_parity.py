@@ -34,22 +34,43 @@ from model_garden.nets import slim_checkpoint
 # Each network: a TF1 graph in a child process and our Keras model (~20 s each).
 pytestmark = pytest.mark.slow
 
-_CHILD = textwrap.dedent('''
-    import json, sys
-    import tf_keras
-    import tf_keras.src.legacy_tf_layers
-    sys.modules["tf_keras.legacy_tf_layers"] = tf_keras.src.legacy_tf_layers
-    import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
-    import tf_slim as slim
-    from tf_slim.nets import {module}, resnet_utils
+#: What every child process starts with: tf-slim importable under TF 2.16, TF1 graph mode.
+_SLIM_IMPORTS = '''
+import json, sys
+import tf_keras
+import tf_keras.src.legacy_tf_layers
+sys.modules["tf_keras.legacy_tf_layers"] = tf_keras.src.legacy_tf_layers
+import numpy as np
+import tensorflow.compat.v1 as tf
+tf.disable_eager_execution()
+import tf_slim as slim
+from tf_slim.nets import inception_v1, inception_v3, resnet_utils, resnet_v1, resnet_v2, vgg
+'''
 
+#: tf_slim.nets module -> its arg_scope function.
+ARG_SCOPES = {"inception_v1": "inception_v1.inception_v1_arg_scope",
+              "inception_v3": "inception_v3.inception_v3_arg_scope",
+              "resnet_v1": "resnet_utils.resnet_arg_scope",
+              "resnet_v2": "resnet_utils.resnet_arg_scope",
+              "vgg": "vgg.vgg_arg_scope"}
+
+
+def _run_slim_child(code, *args, timeout=600):
+    """Runs ``code`` after :data:`_SLIM_IMPORTS` without ``TF_USE_LEGACY_KERAS``; its last
+    stdout line, parsed as JSON."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run([sys.executable, "-c", _SLIM_IMPORTS + code, *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_CHILD = textwrap.dedent('''
     images = np.load(sys.argv[1])
     rng = np.random.default_rng(0)
     with tf.Graph().as_default():
         inputs = tf.placeholder(tf.float32, images.shape)
-        with slim.arg_scope({arg_scope_module}.{arg_scope}()):
+        with slim.arg_scope({arg_scope}()):
             logits, _ = {module}.{fn}(inputs, num_classes={num_classes}, is_training=False)
         variables = tf.global_variables()
         trainable = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
@@ -90,15 +111,15 @@ _CHILD = textwrap.dedent('''
                       "trainable": trainable}}))
 ''')
 
-#: network -> (tf_slim.nets module, function, arg_scope)
-SLIM = {
-    "inception_v1": ("inception_v1", "inception_v1", "inception_v1_arg_scope"),
-    "inception_v3": ("inception_v3", "inception_v3", "inception_v3_arg_scope"),
-    # Depth variants are thin registry entries over the same builder as these.
-    "resnet_v1_50": ("resnet_v1", "resnet_v1_50", "resnet_utils.resnet_arg_scope"),
-    "resnet_v2_50": ("resnet_v2", "resnet_v2_50", "resnet_utils.resnet_arg_scope"),
-    "vgg_16": ("vgg", "vgg_16", "vgg_arg_scope"),
-}
+#: Every registered network tf-slim 1.1.0 has -> its tf_slim.nets module (the function
+#: has the network's name).
+SLIM_HAS = {"inception_v1": "inception_v1", "inception_v3": "inception_v3",
+            **{f"resnet_v1_{d}": "resnet_v1" for d in (50, 101, 152)},
+            **{f"resnet_v2_{d}": "resnet_v2" for d in (50, 101, 152, 200)},
+            "vgg_16": "vgg", "vgg_19": "vgg"}
+#: The networks whose logits are compared: depth variants are thin registry entries over
+#: the same builders as these (and are compared variable by variable below).
+SLIM = ("inception_v1", "inception_v3", "resnet_v1_50", "resnet_v2_50", "vgg_16")
 
 
 def _images(data_root, spec):
@@ -113,17 +134,12 @@ def _images(data_root, spec):
 
 
 def _slim_run(network, num_classes, images, tmp_path):
-    module, fn, arg_scope = SLIM[network]
-    arg_scope_module, _, arg_scope = arg_scope.rpartition(".")
+    module = SLIM_HAS[network]
     np.save(tmp_path / "images.npy", images)
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    code = _CHILD.format(module=module, fn=fn, arg_scope=arg_scope, num_classes=num_classes,
-                         arg_scope_module=arg_scope_module or module)
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "images.npy"), str(tmp_path / "model.ckpt"),
-         str(tmp_path / "logits.npy")], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    code = _CHILD.format(module=module, fn=network, arg_scope=ARG_SCOPES[module],
+                         num_classes=num_classes)
+    out = _run_slim_child(code, tmp_path / "images.npy", tmp_path / "model.ckpt",
+                          tmp_path / "logits.npy")
     return out, np.load(tmp_path / "logits.npy")
 
 
@@ -178,26 +194,15 @@ def test_checkpoint_exclude_scopes_leave_the_logits_of_another_class_count(data_
 
 
 _NAMES_CHILD = textwrap.dedent('''
-    import json, sys
-    import tf_keras
-    import tf_keras.src.legacy_tf_layers
-    sys.modules["tf_keras.legacy_tf_layers"] = tf_keras.src.legacy_tf_layers
-    import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
-    import tf_slim as slim
-    from tf_slim.nets import inception_v1, inception_v3, resnet_utils, resnet_v1, resnet_v2, vgg
-
     out = {}
-    for name, module, size in json.loads(sys.argv[1]):
-        fn = getattr({"inception_v1": inception_v1, "inception_v3": inception_v3,
-                      "resnet_v1": resnet_v1, "resnet_v2": resnet_v2, "vgg": vgg}[module], name)
-        arg_scope = {"inception_v1": inception_v1.inception_v1_arg_scope,
-                     "inception_v3": inception_v3.inception_v3_arg_scope,
-                     "vgg": vgg.vgg_arg_scope}.get(module, resnet_utils.resnet_arg_scope)
+    def resolve(dotted):  # "resnet_v1.resnet_v1_50" -> the function
+        module, attr = dotted.split(".")
+        return getattr(globals()[module], attr)
+
+    for name, fn, arg_scope, size in json.loads(sys.argv[1]):
         with tf.Graph().as_default():
-            with slim.arg_scope(arg_scope()):
-                fn(tf.placeholder(tf.float32, [1, size, size, 3]), num_classes=1001,
+            with slim.arg_scope(resolve(arg_scope)()):
+                resolve(fn)(tf.placeholder(tf.float32, [1, size, size, 3]), num_classes=1001,
                    is_training=False)
             out[name] = {
                 "variables": {v.op.name: v.shape.as_list() for v in tf.global_variables()},
@@ -205,23 +210,13 @@ _NAMES_CHILD = textwrap.dedent('''
     print(json.dumps(out))
 ''')
 
-#: Every registered network tf-slim 1.1.0 has, with its tf_slim.nets module.
-SLIM_HAS = {"inception_v1": "inception_v1", "inception_v3": "inception_v3",
-            **{f"resnet_v1_{d}": "resnet_v1" for d in (50, 101, 152)},
-            **{f"resnet_v2_{d}": "resnet_v2" for d in (50, 101, 152, 200)},
-            "vgg_16": "vgg", "vgg_19": "vgg"}
-
-
 @pytest.fixture(scope="module")
 def slim_graphs():
     """Variable names, shapes and trainable parameter counts of Slim's own graphs (1,001 classes)."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    spec = json.dumps([[name, module, nets.get_net(name).default_image_size]
+    spec = json.dumps([[name, f"{module}.{name}", ARG_SCOPES[module],
+                        nets.get_net(name).default_image_size]
                        for name, module in SLIM_HAS.items()])
-    proc = subprocess.run([sys.executable, "-c", _NAMES_CHILD, spec], capture_output=True,
-                          text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _run_slim_child(_NAMES_CHILD, spec, timeout=900)
 
 
 def test_slim_nets_are_all_registered():

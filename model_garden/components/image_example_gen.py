@@ -149,6 +149,12 @@ def hash_bucket(relpath: str, total: int) -> int:
     return int.from_bytes(digest[:8], "big") % total
 
 
+def _no_official_split(folder: str, dataset: str) -> ImageExampleGenError:
+    return ImageExampleGenError(
+        f"{folder}: {dataset} here has no official train/test split (TF-Slim draws the "
+        "flowers' 350 validation photos at random): use --split hash (or hash:TRAIN/TEST)")
+
+
 def split_images(folders: Sequence[str], options: ImageGenOptions, input_config,
                  output_config) -> Tuple[image_layouts.DatasetLayout, Dict[str, list]]:
     """Lists the images of every span folder and assigns each to an output split.
@@ -185,9 +191,7 @@ def split_images(folders: Sequence[str], options: ImageGenOptions, input_config,
     else:
         for layout, folder in zip(layouts, folders):
             if not layout.has_official_split():
-                raise ImageExampleGenError(
-                    f"{folder}: {options.dataset} here has no official train/test split: "
-                    "use --split hash (or hash:TRAIN/TEST)")
+                raise _no_official_split(folder, options.dataset)
         for split in input_config.splits:
             out[split.name] = [i for layout in layouts for i in layout.images(split.name)]
     for name, images in out.items():
@@ -347,10 +351,7 @@ def make_example_gen(dataset: str, input_base: str, split, input_spans=None, *,
     if folder is not None:
         layout = image_layouts.find_layout(dataset, folder, labels_offset)
         if split.kind == "official" and not layout.has_official_split():
-            raise ImageExampleGenError(
-                f"{input_base}: {dataset} here has no official train/test split "
-                "(TF-Slim draws the flowers' 350 validation photos at random): use --split hash "
-                "(or hash:TRAIN/TEST)")
+            raise _no_official_split(input_base, dataset)
     return make_file_example_gen(input_base, split, Executor, {"train": "train", "test": "test"},
                                  "*", input_spans=input_spans, options=options.to_json())
 
