@@ -67,8 +67,30 @@ def plain(out_dir, data_root):
     detect the files' layout while the pipeline is built.
     """
     return {name: _compile(out_dir, name, "--input-base",
-                           os.path.join(data_root, recipes.get_recipe(name).dataset))
+                           os.path.join(data_root, recipes.get_recipe(name).dataset),
+                           *_needed_flags(name))
             for name in sorted(recipes.RECIPES)}
+
+
+def _needed_flags(name):
+    """A fine-tuning recipe (``trainable_scopes``) needs its checkpoint (``check_runnable``)."""
+    if recipes.get_recipe(name).config.to_custom_config().get("trainable_scopes"):
+        return ("--set", f"checkpoint_path={ROOT}/checkpoints/{name}.ckpt")
+    return ()
+
+
+# The TF-Slim recipes the zoo issue names, with accelerators like the others.
+@pytest.mark.parametrize("name", ["flowers_mobilenet_v1", "flowers_inception_v3",
+                                  "imagenet_resnet_v1_50", "imagenet_inception_v3"])
+@pytest.mark.parametrize("flags, accelerator", [
+    (("--gpu", "nvidia-tesla-t4:1"), {"type": "nvidia.com/gpu", "count": "1"}),
+    (("--tpu", "tpu-v5-lite-podslice:2x2"), {"type": "google.com/tpu", "count": "4"})])
+def test_slim_recipes_compile_for_accelerators(out_dir, name, flags, accelerator):
+    spec, platform = kubeflow.load_package(_compile(out_dir, name, *flags, *_needed_flags(name)))
+    containers = _containers(spec)
+    assert containers["Trainer"]["resources"] == {"accelerator": accelerator}
+    config = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert list(config) == ["exec-Trainer"]
 
 
 @pytest.fixture(scope="module")

@@ -178,6 +178,9 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
 
     Raises:
       KeyError: the recipe names an unknown dataset.
+      model_garden.trainers.configs.ConfigError: a bad ``--set`` override, or
+        a config a run cannot use (``check_runnable``).
+      ValueError: ``train_steps`` or ``eval_steps`` below 1.
     """
     from tfx import v1 as tfx
     from tfx.dsl.components.base import executor_spec
@@ -217,6 +220,11 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         baseline_lib.COMPONENT_ID)
     # Typed and checked here, before any component runs (ConfigError names the valid keys).
     trainer_config = recipe.config.override(options.hyperparameters)
+    trainer_config.check_runnable()
+    train_steps = recipe.train_steps if options.train_steps is None else options.train_steps
+    eval_steps = recipe.eval_steps if options.eval_steps is None else options.eval_steps
+    if train_steps < 1 or eval_steps < 1:
+        raise ValueError(f"train_steps ({train_steps}) and eval_steps ({eval_steps}) must be >= 1")
     trainer = tfx.components.Trainer(
         run_fn=recipe.run_fn,
         # Without materialized examples the run_fn applies the transform graph.
@@ -224,10 +232,10 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         train_args=tfx.proto.TrainArgs(
-            splits=[TRAIN_SPLIT], num_steps=options.train_steps or recipe.train_steps
+            splits=[TRAIN_SPLIT], num_steps=train_steps
         ),
         eval_args=tfx.proto.EvalArgs(
-            splits=[EVAL_SPLIT], num_steps=options.eval_steps or recipe.eval_steps
+            splits=[EVAL_SPLIT], num_steps=eval_steps
         ),
         custom_config=trainer_config.to_custom_config(),
         base_model=baseline.outputs["model"] if options.warm_start else None,

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence, Tuple
 
+from model_garden import nets
 from model_garden.datasets import get_dataset
 from model_garden.registry import Registry
 from model_garden.trainers import configs
@@ -201,3 +202,103 @@ for _depth, _error in _CIFAR10_RESNET_ERROR.items():
             materialize=False,
         )
     )
+
+
+# --- TF-Slim's zoo on its datasets: every (dataset, network) pair ------------
+#: The TF-Slim image datasets that get a recipe per ImageNet network.
+SLIM_DATASETS = ("flowers", "imagenet")
+#: Flowers: Slim's fine-tuning budget, 1,000 steps at batch 32
+#: (research/slim/scripts/finetune_inception_v3_on_flowers.sh).
+FLOWERS_STEPS = 1000
+#: ImageNet: official/resnet's 90 epochs (imagenet_main.py ``train_epochs``);
+#: Slim's train_image_classifier.py trains until stopped, so its nets get the same.
+IMAGENET_EPOCHS = 90
+#: Flowers' threshold: Slim's README publishes no flowers accuracy; a
+#: fine-tuned ImageNet network that cannot reach this has not learned.
+FLOWERS_THRESHOLD = 0.85
+
+
+def slim_config(dataset: str, net: str, **fields) -> configs.ImageClassifierConfig:
+    """The Trainer config of recipe ``<dataset>_<net>``: the family's training defaults.
+
+    ResNets on ImageNet: official/resnet's schedule
+    (:func:`~model_garden.trainers.configs.official_imagenet_resnet`);
+    everything else: Slim's ``train_image_classifier.py`` defaults
+    (:func:`~model_garden.trainers.configs.slim_defaults`; VGG with
+    ``vgg_arg_scope``'s weight decay 5e-4). On flowers, the logits (and
+    auxiliary logits) are ``checkpoint_exclude_scopes``: an ImageNet
+    checkpoint's 1,001 classes are not flowers' 5.
+    """
+    from model_garden.nets import released
+
+    data = get_dataset(dataset)
+    common = dict(net=net, num_classes=data.num_classes, train_examples=data.split_sizes["train"])
+    if dataset == "flowers":
+        common.update(checkpoint_exclude_scopes=released.RELEASED[net].logits_scopes,
+                      lr_schedule="fixed")
+    common.update(fields)
+    if net.startswith("resnet") and dataset == "imagenet":
+        return configs.official_imagenet_resnet(**common)
+    if net.startswith("vgg"):
+        common.setdefault("weight_decay", 5e-4)
+    return configs.slim_defaults(**common)
+
+
+def _slim_recipe(dataset: str, net: str) -> Recipe:
+    from model_garden.nets import released
+
+    spec = nets.get_net(net)
+    data = get_dataset(dataset)
+    published = released.RELEASED[net]
+    fields = {}
+    if dataset == "flowers" and net == "inception_v3":
+        # Slim's README "Fine-tuning a model from an existing checkpoint": the
+        # released checkpoint, logits and aux logits excluded and the only ones trained.
+        fields["trainable_scopes"] = published.logits_scopes
+    config = slim_config(dataset, net, **fields)
+    if dataset == "imagenet":
+        train_steps = epochs_of(dataset, IMAGENET_EPOCHS, config.batch_size)
+        # The published top-1 less one point (seed-to-seed variance).
+        threshold = round(published.top1 / 100 - 0.01, 4)
+    else:
+        train_steps, threshold = FLOWERS_STEPS, FLOWERS_THRESHOLD
+    ckpt = published.ckpt or "no released checkpoint"
+    how = (f"fine-tunes the logits of Slim's {ckpt} (--set checkpoint_path=...)" if fields
+           else f"all layers, or from Slim's {ckpt} by --set checkpoint_path=..."
+           if published.ckpt else "all layers")
+    family = ("official/resnet ImageNet schedule" if dataset == "imagenet"
+              and net.startswith("resnet") else "Slim's training defaults")
+    return Recipe(
+        name=f"{dataset}_{net}",
+        description=f"TF-Slim {net} ({spec.default_image_size} px) on {dataset}, {family}; {how}",
+        dataset=dataset,
+        schema_file=f"{dataset}.pbtxt",
+        preprocessing_fn="model_garden.schemas.slim_images.preprocessing_fn",
+        run_fn="model_garden.trainers.image_classifier.run_fn",
+        train_steps=train_steps,
+        eval_steps=max(1, data.split_sizes["test"] // config.batch_size),
+        config=config,
+        eval=EvalSpec(
+            label_key="image/class/label",
+            prediction_key="probabilities",
+            metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy"),
+            threshold_metric="SparseCategoricalAccuracy",
+            threshold=threshold,
+            # top-1 and top-5 per class as well as overall
+            slices=(("image/class/label",),),
+            metric_kwargs={"SparseTopKCategoricalAccuracy": {"k": 5}},
+        ),
+        materialize=False,
+    )
+
+
+def _register_slim_recipes() -> None:
+    from model_garden.nets import released
+
+    for dataset in SLIM_DATASETS:
+        for net in sorted(nets.NETS):
+            if net in released.RELEASED:  # Slim's ImageNet networks (not the CIFAR ResNets)
+                register(_slim_recipe(dataset, net))
+
+
+_register_slim_recipes()

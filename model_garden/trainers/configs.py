@@ -89,6 +89,9 @@ class TrainerConfig:
                               f"{', '.join(self.keys())}")
         return dataclasses.replace(self, **dict(overrides))
 
+    def check_runnable(self) -> None:
+        """Checks what a run needs beyond valid fields (``ConfigError``); none here."""
+
     def to_custom_config(self) -> Dict[str, Any]:
         """The Trainer's ``custom_config``: every field, tuples as lists (JSON)."""
         return {k: list(v) if isinstance(v, tuple) else v
@@ -237,25 +240,61 @@ class WideDeepConfig(TrainerConfig):
 # --- Image classification: official/resnet, TF-Slim --------------------------
 
 
+#: Optimizers of :class:`ImageClassifierConfig` (TF-Slim ``train_image_classifier.py``'s
+#: ``--optimizer`` names).
+OPTIMIZERS = ("momentum", "rmsprop")
+#: Learning-rate schedules of :class:`ImageClassifierConfig`: official/resnet's
+#: ``piecewise`` constant, Slim's ``exponential`` (staircase) and ``fixed``.
+IMAGE_LR_SCHEDULES = ("piecewise", "exponential", "fixed")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImageClassifierConfig(TrainerConfig):
     """The image-classification Trainer (:mod:`model_garden.trainers.image_classifier`).
 
     Defaults are official/resnet's CIFAR-10 hyperparameters
-    (``cifar10_main.py``, ``resnet_run_loop.py``).
+    (``cifar10_main.py``, ``resnet_run_loop.py``); :func:`slim_defaults` and
+    :func:`official_imagenet_resnet` give the TF-Slim and ImageNet ResNet ones.
 
     Attributes:
       net: network name in :data:`model_garden.nets.NETS` (its preprocessing
         and default image size come with it).
-      num_classes: outputs of the classifier (the dataset's classes).
+      num_classes: outputs of the classifier (the dataset's classes, as the
+        ExampleGen wrote them: ImageNet with ``labels_offset`` 1 has 1,000).
       train_examples: examples in one pass over the training data (the
         dataset's train split): sets the learning-rate schedule's steps.
+      image_size: input height = width in pixels; ``0``: the network's
+        ``default_image_size`` (MobileNet v1 was released at 224/192/160/128).
       batch_size: 128.
-      base_learning_rate: SGD rate for batch 128, scaled by ``batch_size / 128``.
+      optimizer: ``momentum`` (SGD with ``momentum``) or ``rmsprop``
+        (``rmsprop_decay``, ``rmsprop_momentum``, ``opt_epsilon``, Slim's flags).
+      base_learning_rate: the rate at a batch of ``lr_batch_denominator``,
+        scaled linearly by ``batch_size / lr_batch_denominator`` (the
+        official models' rule); ``lr_batch_denominator`` 0: not scaled
+        (Slim's ``--learning_rate``).
+      lr_batch_denominator: 128 (official/resnet CIFAR-10; 256 for ImageNet).
+      lr_schedule: ``piecewise``: ``decay_rates[i]`` after
+        ``boundary_epochs[i-1]`` data epochs (official/resnet);
+        ``exponential``: times ``lr_decay_factor`` every ``epochs_per_decay``
+        epochs, staircase (Slim's ``exponential_decay``); ``fixed``: constant.
       momentum: SGD momentum.
+      rmsprop_decay, rmsprop_momentum, opt_epsilon: RMSProp's (Slim 0.9, 0.9, 1.0).
       weight_decay: L2 weight decay (official/resnet's, see the net's docstring).
-      boundary_epochs: data epochs where the rate drops.
+      boundary_epochs: data epochs where the rate drops (``piecewise``).
       decay_rates: rate multipliers before the first and after each boundary.
+      lr_decay_factor, epochs_per_decay: ``exponential`` (Slim 0.94, 2.0).
+      aux_loss_weight: weight of the auxiliary logits' cross-entropy for the
+        networks that have them (Slim ``train_image_classifier.py``: 0.4).
+      checkpoint_path: initial weights: a TF-Slim ``.ckpt``, a SavedModel
+        pushed by this project, or a Keras ``.h5`` weights file
+        (:mod:`model_garden.trainers.initialize`); ``""``: none. Read once,
+        when a run starts without checkpoints of its own.
+      checkpoint_exclude_scopes: Slim scopes not restored from
+        ``checkpoint_path`` (the logits when the class count differs).
+      trainable_scopes: when given, only layers under these scopes train
+        (Slim's ``--trainable_scopes``); the others keep the checkpoint's
+        weights bit for bit (batch norm included, see
+        :func:`model_garden.trainers.initialize.freeze_outside`).
       epochs_between_evals: validate every this many Keras epochs.
       mixed_precision: Keras dtype policy; ``auto``: ``mixed_bfloat16`` on TPU,
         ``mixed_float16`` with a GPU, else ``float32``.
@@ -264,12 +303,26 @@ class ImageClassifierConfig(TrainerConfig):
     net: str
     num_classes: int = dataclasses.field(metadata={"min": 2})
     train_examples: int = dataclasses.field(metadata=_positive())
+    image_size: int = dataclasses.field(default=0, metadata={"min": 0})
     batch_size: int = dataclasses.field(default=128, metadata=_positive())
+    optimizer: str = dataclasses.field(default="momentum", metadata=_choices(*OPTIMIZERS))
     base_learning_rate: float = 0.1
+    lr_batch_denominator: int = dataclasses.field(default=128, metadata={"min": 0})
+    lr_schedule: str = dataclasses.field(default="piecewise",
+                                         metadata=_choices(*IMAGE_LR_SCHEDULES))
     momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    rmsprop_momentum: float = 0.9
+    opt_epsilon: float = 1.0
     weight_decay: float = 2e-4
     boundary_epochs: Tuple[int, ...] = (91, 136, 182)
     decay_rates: Tuple[float, ...] = (1.0, 0.1, 0.01, 0.001)
+    lr_decay_factor: float = 0.94
+    epochs_per_decay: float = 2.0
+    aux_loss_weight: float = 0.4
+    checkpoint_path: str = ""
+    checkpoint_exclude_scopes: Tuple[str, ...] = ()
+    trainable_scopes: Tuple[str, ...] = ()
     epochs_between_evals: int = dataclasses.field(default=1, metadata=_positive())
     mixed_precision: str = dataclasses.field(default="auto", metadata=_choices(*MIXED_PRECISION))
 
@@ -282,3 +335,60 @@ class ImageClassifierConfig(TrainerConfig):
             raise ConfigError(f"ImageClassifierConfig: decay_rates needs one more entry than "
                               f"boundary_epochs ({len(self.boundary_epochs)}), got "
                               f"{len(self.decay_rates)}")
+        if self.epochs_per_decay <= 0:
+            raise ConfigError(f"ImageClassifierConfig.epochs_per_decay: {self.epochs_per_decay} "
+                              "must be > 0")
+
+    def check_runnable(self) -> None:
+        """What a run needs beyond valid fields (called when ``run``/``compile`` start).
+
+        Raises:
+          ConfigError: ``trainable_scopes`` without a ``checkpoint_path`` (the
+            frozen layers would keep their random initial weights); the
+            message names the released TF-Slim checkpoint of the network.
+        """
+        if self.trainable_scopes and not self.checkpoint_path:
+            from model_garden.nets import released
+
+            hint = released.hint(self.net)
+            raise ConfigError(
+                f"trainable_scopes {list(self.trainable_scopes)} train only those layers, so the "
+                f"others need weights: --set checkpoint_path=PATH ({hint}), or "
+                "--set trainable_scopes= to train every layer")
+
+    @property
+    def input_size(self) -> int:
+        """The network's input side in pixels (``image_size`` or the net's default)."""
+        return self.image_size or nets.get_net(self.net).default_image_size
+
+
+def slim_defaults(**fields) -> ImageClassifierConfig:
+    """TF-Slim ``train_image_classifier.py``'s defaults, with ``fields`` set.
+
+    RMSProp (decay 0.9, momentum 0.9, epsilon 1.0), learning rate 0.01 at
+    batch 32 (not scaled), exponential decay by 0.94 every 2 epochs
+    (staircase), weight decay 4e-5 (the Inception and MobileNet arg scopes),
+    auxiliary-logits loss weight 0.4.
+    """
+    values = dict(batch_size=32, optimizer="rmsprop", base_learning_rate=0.01,
+                  lr_batch_denominator=0, lr_schedule="exponential", lr_decay_factor=0.94,
+                  epochs_per_decay=2.0, rmsprop_decay=0.9, rmsprop_momentum=0.9,
+                  opt_epsilon=1.0, weight_decay=4e-5, aux_loss_weight=0.4)
+    values.update(fields)
+    return ImageClassifierConfig(**values)
+
+
+def official_imagenet_resnet(**fields) -> ImageClassifierConfig:
+    """tensorflow/models ``official/resnet/imagenet_main.py``'s schedule, with ``fields`` set.
+
+    SGD with momentum 0.9, learning rate 0.1 x batch/256 (``batch_denom``
+    256), x0.1 at epochs 30, 60, 80 and 90 (``boundary_epochs`` [30, 60,
+    80, 90], ``decay_rates`` [1, 0.1, 0.01, 0.001, 1e-4]), weight decay
+    1e-4, batch 256 (8 GPUs x 32), 90 epochs (the recipe's steps).
+    """
+    values = dict(batch_size=256, optimizer="momentum", momentum=0.9, base_learning_rate=0.1,
+                  lr_batch_denominator=256, lr_schedule="piecewise",
+                  boundary_epochs=(30, 60, 80, 90), decay_rates=(1.0, 0.1, 0.01, 0.001, 1e-4),
+                  weight_decay=1e-4)
+    values.update(fields)
+    return ImageClassifierConfig(**values)
