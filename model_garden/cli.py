@@ -39,6 +39,7 @@ def _trainer_overrides(recipe: recipes_lib.Recipe, pairs: Tuple[str, ...], strat
         out[key.strip()] = value
     try:
         config = recipe.config.override(out)
+        config.check_runnable()
     except ConfigError as e:
         message = str(e)
         if "valid keys" not in message:
