@@ -131,6 +131,46 @@ _local_runner_flags = option_group(
 )
 
 
+def _shards(_ctx, _param, value):
+    """``N`` (both splits) or ``TRAIN/TEST`` -> ``(train, test)``; ``None`` -> the defaults."""
+    if value is None:
+        return 0, 0
+    parts = value.split("/")
+    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
+        return int(parts[0]), int(parts[-1])
+    raise click.BadParameter(f"{value!r}: use N or TRAIN/TEST with whole numbers >= 1, "
+                             "e.g. 5 or 1024/128")
+
+
+def _image_data_flags(f):
+    """``--shards``, ``--skip-bad-images``, ``--labels-offset``: the image ExampleGen's options."""
+    for option in reversed([
+        click.option("--shards", callback=_shards, metavar="N|TRAIN/TEST",
+                     help="TFRecord shards per split (image datasets; default TF-Slim's: "
+                          "flowers 5, ImageNet 1024/128)."),
+        click.option("--skip-bad-images", is_flag=True,
+                     help="Image datasets: leave undecodable files out (counted, listed in "
+                          "skipped_images.txt) instead of failing."),
+        click.option("--labels-offset", type=click.IntRange(0, 1), default=0,
+                     show_default=True,
+                     help="ImageNet: 0 keeps TF-Slim's background label 0 (1,001 labels), 1 "
+                          "the 1,000-label form (with --set num_classes=1000)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _image_options(dataset, shards, skip_bad_images, labels_offset) -> Dict:
+    """The given image ExampleGen options (``UsageError`` for a dataset without them)."""
+    image_options = {"train_shards": shards[0], "test_shards": shards[1],
+                     "skip_bad_images": skip_bad_images, "labels_offset": labels_offset}
+    given = {k: v for k, v in image_options.items() if v}
+    if given and "image_example_gen" not in dataset.example_gen:
+        raise click.UsageError(f"--shards, --skip-bad-images and --labels-offset are for the image "
+                               f"datasets (flowers, imagenet), not {dataset.name}")
+    return given
+
+
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
 @_data_dir_option
@@ -138,15 +178,18 @@ _local_runner_flags = option_group(
               help="Root of pipeline artifacts, ML Metadata and pushed models.")
 @_local_runner_flags
 @_pipeline_flags
+@_image_data_flags
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
         no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
-        spans, warm_start):
+        spans, warm_start, shards, skip_bad_images, labels_offset):
     """Run RECIPE's pipeline on this machine."""
     from model_garden.datasets import resolve_data_dir
     from model_garden.pipelines import runners
 
     recipe = _recipe(recipe_name)
     overrides = _trainer_overrides(recipe, sets, strategy)
+    image_options = _image_options(get_dataset(recipe.dataset), shards, skip_bad_images,
+                                   labels_offset)
     input_base = resolve_data_dir(recipe.dataset, data_dir)
     options = runners.local_options(
         recipe, output_root, input_base,
@@ -155,6 +198,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
                                                       direct_running_mode),
         enable_cache=not no_cache, spans=spans, warm_start=warm_start,
+        example_gen_options=image_options,
     )
     from model_garden.components.input_spans import InputSpansError
     from model_garden.pipelines import report
@@ -191,17 +235,6 @@ def _versions(serving_dir: str):
     return [v for v in os.listdir(serving_dir) if v.isdigit()]
 
 
-def _shards(_ctx, _param, value):
-    """``N`` (both splits) or ``TRAIN/TEST`` -> ``(train, test)``; ``None`` -> the defaults."""
-    if value is None:
-        return 0, 0
-    parts = value.split("/")
-    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
-        return int(parts[0]), int(parts[-1])
-    raise click.BadParameter(f"{value!r}: use N or TRAIN/TEST with whole numbers >= 1, "
-                             "e.g. 5 or 1024/128")
-
-
 @cli.command()
 @click.argument("dataset_name", metavar="DATASET")
 @_data_dir_option
@@ -210,15 +243,7 @@ def _shards(_ctx, _param, value):
 @click.option("--split", default="official", callback=_split, show_default=True,
               help="'official' train/test folders, or 'hash[:TRAIN/TEST]' over the files present "
                    "(the flowers and the ImageNet sample have no official split).")
-@click.option("--shards", callback=_shards, metavar="N|TRAIN/TEST",
-              help="TFRecord shards per split (image datasets; default TF-Slim's: flowers 5, "
-                   "ImageNet 1024/128).")
-@click.option("--skip-bad-images", is_flag=True,
-              help="Leave undecodable files out (counted, listed in skipped_images.txt) "
-                   "instead of failing.")
-@click.option("--labels-offset", type=click.IntRange(0, 1), default=0, show_default=True,
-              help="ImageNet: 0 keeps TF-Slim's background label 0 (1,001 labels), 1 the "
-                   "1,000-label form.")
+@_image_data_flags
 @_local_runner_flags
 def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images, labels_offset,
             runner, direct_num_workers, direct_running_mode, no_cache):
@@ -234,12 +259,7 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
         dataset = get_dataset(dataset_name)
     except KeyError as e:
         raise click.BadParameter(str(e.args[0]), param_hint="DATASET") from None
-    image_options = {"train_shards": shards[0], "test_shards": shards[1],
-                     "skip_bad_images": skip_bad_images, "labels_offset": labels_offset}
-    given = {k: v for k, v in image_options.items() if v}
-    if given and "image_example_gen" not in dataset.example_gen:
-        raise click.UsageError(f"--shards, --skip-bad-images and --labels-offset are for the image "
-                               f"datasets (flowers, imagenet), not {dataset.name}")
+    given = _image_options(dataset, shards, skip_bad_images, labels_offset)
     try:
         input_base = resolve_data_dir(dataset.name, data_dir)
         options = runners.local_data_options(
