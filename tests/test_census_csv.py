@@ -161,3 +161,44 @@ def test_drop_mode_counts_and_drops(census_dir, tmp_path, caplog):
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="on_bad_rows"):
         list(census_csv.iter_rows([], on_bad_rows="skip"))
+
+
+@pytest.mark.parametrize("name", ["adult.data", "adult.test"])
+def test_utf8_bom_is_stripped(census_dir, tmp_path, name):
+    """Issue 13: a spreadsheet program re-saving the file puts a BOM first."""
+    src = os.path.join(census_dir, name)
+    copy = tmp_path / name
+    with open(src, "rb") as f:
+        copy.write_bytes(b"\xef\xbb\xbf" + f.read())
+    original = census_csv.read_file(src).rows
+    assert census_csv.read_file(str(copy)).rows == original
+    # ... and as the ExampleGen reads it: byte lines through decode_lines.
+    with open(copy, "rb") as f:
+        rows = [r for _, r in census_csv.iter_rows(census_csv.decode_lines(f), str(copy))]
+    assert rows == original
+
+
+def test_a_bom_past_the_first_line_is_a_bad_row(census_dir, tmp_path):
+    path = _broken_copy(census_dir, tmp_path, {3: lambda l: "\ufeff" + l})
+    with pytest.raises(CensusFormatError, match=r":3: field 'age' is not an integer"):
+        census_csv.read_file(path)
+
+
+def test_a_line_that_is_not_utf8_names_file_and_line(census_dir, tmp_path):
+    path = _broken_copy(census_dir, tmp_path, {})
+    data = bytearray(open(path, "rb").read())
+    third = data.index(b"\n", data.index(b"\n") + 1) + 1  # line 3 starts here
+    data[third + 4] = 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CensusFormatError) as info:
+        census_csv.read_file(path)
+    assert str(info.value).startswith(f"{path}:3: not UTF-8 text (byte 0xff at column 5)")
+    result = census_csv.read_file(path, on_bad_rows="drop")
+    assert [n for n, _ in result.dropped] == [3] and len(result.rows) == 199
+
+
+@pytest.mark.parametrize("value", ["3_9", "+39", "\u0663\u0669", " 39 x"])
+def test_numeric_fields_are_plain_decimal_integers(census_dir, tmp_path, value):
+    path = _broken_copy(census_dir, tmp_path, {5: lambda l: _set_field(l, 0, value)})
+    with pytest.raises(CensusFormatError, match=r":5: field 'age' is not an integer"):
+        census_csv.read_file(path)

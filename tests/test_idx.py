@@ -185,3 +185,13 @@ def test_label_out_of_range(paths, raw, tmp_path):
 def test_missing_file_is_oserror(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(str(tmp_path / "nope-idx1-ubyte.gz"))
+
+
+@pytest.mark.parametrize("name", ["t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte"])
+def test_empty_file_is_called_empty(tmp_path, name):
+    """Issue 13: a 0-byte .gz was "not gzip data (first bytes , ...)"."""
+    bad = _write(tmp_path / name, b"")
+    with pytest.raises(IdxFormatError) as e:
+        read_idx(bad)
+    assert str(e.value) == f"{bad}: empty file (0 bytes)"
+    assert e.value.path == bad

@@ -69,7 +69,7 @@ def _examples_of_file(path: str, on_bad_rows: str) -> Iterator[Any]:
     with beam.io.filesystems.FileSystems.open(
         path, compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED
     ) as f:
-        lines = (raw.decode("utf-8") for raw in f)
+        lines = census_csv.decode_lines(f)  # a bad line is a CensusFormatError
         for _, row in census_csv.iter_rows(lines, path, on_bad_rows, dropped):
             rows.inc()
             yield row_to_example(row)

@@ -22,15 +22,24 @@ the official model reads it (its ``workclass`` vocabulary lists ``'?'``); the
 curated schema lists ``"?"`` in those domains. A ``"?"`` (or anything else not
 an integer) in a numeric column is a format error, never an imputed value.
 
-Errors: a row with the wrong number of fields, a non-integer numeric field, an
-empty field or a label other than the two classes raises
-:class:`CensusFormatError` naming the file and 1-based line number; columns
-are never shifted or padded. With ``on_bad_rows="drop"`` such rows are
-skipped, logged one by one and counted instead.
+Encoding: UTF-8 (the UCI files are ASCII). A UTF-8 byte order mark at the
+start of the file (what a spreadsheet program writes when it re-saves the
+file) is accepted and stripped; a line that is not UTF-8 is a format error.
+Lines end at ``\n`` only (``\r\n`` is accepted), the same in
+:func:`read_file` and in the ExampleGen, which reads bytes (see
+:func:`decode_lines`).
+
+Errors: a row with the wrong number of fields, a numeric field that is not a
+plain decimal integer (``-?[0-9]+``: no ``1_000``, no non-ASCII digits), an
+empty field, a line that is not UTF-8 or a label other than the two classes
+raises :class:`CensusFormatError` naming the file and 1-based line number;
+columns are never shifted or padded. With ``on_bad_rows="drop"`` such rows
+are skipped, logged one by one and counted instead.
 """
 
 import dataclasses
 import logging
+import re
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 COLUMNS = (
@@ -70,6 +79,18 @@ ON_BAD_ROWS = ("raise", "drop")
 
 Row = Dict[str, Union[int, str]]
 _NUMERIC = frozenset(NUMERIC_COLUMNS)
+#: A numeric field: a plain decimal integer (``int()`` alone would also take
+#: ``1_000``, ``+5`` and non-ASCII digits such as ``"\u0663"``).
+_INTEGER = re.compile(r"-?[0-9]+")
+BOM = "\ufeff"
+
+
+class _Undecodable(str):
+    """What :func:`decode_lines` yields for a line that is not UTF-8: the line
+    with its bad bytes replaced, and why. :func:`parse_line` raises on it, so
+    ``on_bad_rows="drop"`` drops it like any other bad row."""
+
+    reason: str = ""
 
 
 class CensusFormatError(ValueError):
@@ -86,7 +107,8 @@ def parse_line(line: str, path: str = "<string>", line_number: int = 0) -> Optio
     """Parses one line of ``adult.data`` / ``adult.test``.
 
     Args:
-      line: the text line, with or without its line ending.
+      line: the text line, with or without its line ending (on line 1, a
+        leading byte order mark is stripped).
       path: file name for error messages.
       line_number: 1-based line number for error messages.
 
@@ -97,9 +119,13 @@ def parse_line(line: str, path: str = "<string>", line_number: int = 0) -> Optio
 
     Raises:
       CensusFormatError: wrong field count, empty field, non-integer numeric
-        field or unknown label.
+        field, unknown label, or a line :func:`decode_lines` could not decode.
     """
+    if isinstance(line, _Undecodable):
+        raise CensusFormatError(path, line_number, f"not UTF-8 text ({line.reason})")
     text = line.rstrip("\r\n")
+    if line_number == 1 and text.startswith(BOM):
+        text = text[len(BOM):]
     if not text.strip() or text.lstrip().startswith("|"):
         return None
     fields = [f.strip() for f in text.split(",")]
@@ -114,12 +140,11 @@ def parse_line(line: str, path: str = "<string>", line_number: int = 0) -> Optio
                 path, line_number, f"empty field {name!r} (UCI writes unknown as '?')"
             )
         if name in _NUMERIC:
-            try:
-                row[name] = int(value)
-            except ValueError:
+            if not _INTEGER.fullmatch(value):
                 raise CensusFormatError(
                     path, line_number, f"field {name!r} is not an integer: {value!r}"
-                ) from None
+                )
+            row[name] = int(value)
         else:
             row[name] = value
     label = str(row[LABEL_KEY])
@@ -184,20 +209,38 @@ def iter_rows(
             yield number, row
 
 
+def decode_lines(raw_lines: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a file read as bytes (split at ``\n``), decoded as UTF-8.
+
+    A line that is not UTF-8 is yielded as a marker that :func:`parse_line`
+    refuses with its line number; nothing is raised here.
+    """
+    for raw in raw_lines:
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = _Undecodable(raw.decode("utf-8", errors="replace"))
+            line.reason = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+            yield line
+
+
 def read_file(path: str, on_bad_rows: str = "raise") -> ParseResult:
     """Parses a whole Adult file.
 
     Args:
-      path: ``adult.data`` or ``adult.test`` (any path; read as UTF-8).
+      path: ``adult.data`` or ``adult.test`` (any path; read as UTF-8, a
+        leading byte order mark stripped).
       on_bad_rows: ``"raise"`` or ``"drop"``; with ``"drop"`` the count of
         dropped rows is logged and returned in :class:`ParseResult`.
 
     Raises:
-      CensusFormatError: a bad row and ``on_bad_rows="raise"``.
+      CensusFormatError: a bad row (one that is not UTF-8 included) and
+        ``on_bad_rows="raise"``.
+      OSError: the file cannot be read.
     """
     dropped: List[Tuple[int, str]] = []
-    with open(path, encoding="utf-8") as f:
-        rows = [row for _, row in iter_rows(f, path, on_bad_rows, dropped)]
+    with open(path, "rb") as f:
+        rows = [row for _, row in iter_rows(decode_lines(f), path, on_bad_rows, dropped)]
     if dropped:
         logging.warning("%s: dropped %d bad rows", path, len(dropped))
     return ParseResult(rows, dropped)

@@ -63,6 +63,8 @@ def _read_bytes(path: str, open_fn: Optional[Opener]) -> Tuple[bytes, bool]:
     """The file's idx bytes (decompressed if gzip'd), and whether it was."""
     with (open_fn or _open_binary)(path) as f:
         raw = f.read()
+    if not raw:
+        raise _error(path, "empty file (0 bytes)")
     is_gzip = raw[:2] == _GZIP_MAGIC
     if str(path).endswith(".gz") and not is_gzip:
         raise _error(
@@ -100,7 +102,7 @@ def read_idx(
       (magic 2051), ``[N]`` for labels (magic 2049).
 
     Raises:
-      IdxFormatError: not gzip despite a ``.gz`` name, bad gzip data, bad or
+      IdxFormatError: an empty file, not gzip despite a ``.gz`` name, bad gzip data, bad or
         unexpected magic number, zero image rows/cols, truncated data or
         trailing bytes. The message names ``path`` and the problem.
       OSError: the file cannot be opened.
