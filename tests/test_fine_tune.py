@@ -214,3 +214,20 @@ def test_slim_exponential_schedule_and_rmsprop():
     optimizer = image_classifier.make_optimizer(c, schedule)
     cfg = optimizer.get_config()
     assert (cfg["rho"], cfg["momentum"], cfg["epsilon"]) == (0.9, 0.9, 1.0)
+
+
+def test_a_resumed_run_keeps_its_own_weights_and_a_fresh_one_loads_the_checkpoint(tmp_path):
+    from model_garden.trainers import image_classifier
+
+    path = str(tmp_path / "weights.h5")
+    _model(seed=1).save_weights(path)
+    source = _values(_model(seed=1))
+    config = configs.slim_defaults(net=NET, num_classes=5, train_examples=10, image_size=SIZE,
+                                   checkpoint_path=path)
+    resumed = _model(seed=2)
+    own = _values(resumed)  # stands for the weights restored from the run's epoch checkpoint
+    assert image_classifier.initial_weights(resumed, config, None, initial_epoch=3) == "resumed"
+    assert all(np.array_equal(v, own[n]) for n, v in _values(resumed).items())
+    fresh = _model(seed=2)
+    assert image_classifier.initial_weights(fresh, config, None, 0) == "checkpoint_path"
+    assert all(np.array_equal(v, source[n]) for n, v in _values(fresh).items())

@@ -309,6 +309,32 @@ def make_signatures(model, tf_transform_output, net: str, image_size: int = 0,
     return {"serving_default": serving_default, "classify_images": classify_images}
 
 
+def initial_weights(model, config: configs.ImageClassifierConfig, base_model: Optional[str],
+                    initial_epoch: int) -> str:
+    """Initial weights, for a fresh run only (Slim's ``init_fn``).
+
+    A run resumed from its own epoch checkpoint (``initial_epoch`` > 0)
+    keeps the restored weights: it never goes back to ``checkpoint_path``
+    or the base model. A fresh run starts from ``config.checkpoint_path``
+    (minus ``checkpoint_exclude_scopes``) if given, else from ``base_model``
+    (``--warm-start``) if there is one.
+
+    Returns:
+      What the weights came from: ``"resumed"``, ``"checkpoint_path"``,
+      ``"base_model"`` or ``"initializers"``.
+
+    Raises:
+      model_garden.nets.slim_checkpoint.SlimCheckpointError,
+      model_garden.trainers.warm_start.WarmStartError: weights that do not fit.
+    """
+    if initial_epoch > 0:
+        return "resumed"
+    if config.checkpoint_path:
+        initialize.initialize_from(model, config.checkpoint_path, config.checkpoint_exclude_scopes)
+        return "checkpoint_path"
+    return "base_model" if warm_start.warm_start(model, base_model) else "initializers"
+
+
 def train(fn_args, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> tf.keras.Model:
     """Trains (resuming from ``<model_run_dir>/checkpoints``) and exports.
 
@@ -363,13 +389,7 @@ def train(fn_args, callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> tf.
         checkpoint = EpochCheckpoint(os.path.join(fn_args.model_run_dir, "checkpoints"), model,
                                      None if chief else os.path.join(scratch, "checkpoints"))
         initial_epoch = checkpoint.restore()
-        # Initial weights only for a fresh run: a resumed run continues from its own checkpoint.
-        if initial_epoch == 0:
-            if config.checkpoint_path:
-                initialize.initialize_from(model, config.checkpoint_path,
-                                           config.checkpoint_exclude_scopes)
-            else:
-                warm_start.warm_start(model, fn_args.base_model)
+        initial_weights(model, config, fn_args.base_model, initial_epoch)
         logging.info("%s (%s, %s, batch %d, %d px, %d trainable layers) from epoch %d",
                      model.name, policy, type(strategy).__name__, config.batch_size, size,
                      len(trainable), initial_epoch)
