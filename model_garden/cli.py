@@ -11,6 +11,7 @@ from typing import Dict, Tuple
 
 import click
 
+from model_garden import validate
 from model_garden.datasets import DATASETS, SplitSpec, get_dataset
 from model_garden.option_groups import option_group
 from model_garden.pipelines import recipes as recipes_lib
@@ -55,6 +56,54 @@ def _recipe(name: str) -> recipes_lib.Recipe:
         raise click.BadParameter(str(e.args[0]), param_hint="RECIPE") from None
 
 
+def _check_threshold(recipe: recipes_lib.Recipe, threshold):
+    """``--threshold`` checked against ``recipe``'s blessing metric (``None`` passes).
+
+    Raises:
+      click.BadParameter: not finite, or outside [0, 1] for an accuracy-like metric.
+    """
+    if threshold is None:
+        return None
+    try:
+        return validate.check_threshold(threshold, recipe.eval.threshold_metric)
+    except ValueError as e:
+        raise click.BadParameter(f"{recipe.name}: {e}", param_hint="--threshold") from None
+
+
+def _change_tolerance(_ctx, _param, value: float) -> float:
+    if value is None or (value == value and 0.0 <= value < float("inf")):
+        return value
+    raise click.BadParameter(f"{value!r}: give the allowed drop of the blessing metric, a "
+                             "finite number >= 0 (0: no drop)")
+
+
+def _storage_path(ctx, param, value):
+    """A click callback: :func:`model_garden.validate.check_storage_path` on the option."""
+    try:
+        return validate.check_storage_path(value, param.opts[0])
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+def _image(ctx, param, value):
+    """A click callback: ``--image`` must be a container image reference."""
+    try:
+        return validate.check_image_reference(value, param.opts[0])
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+def _local_folder(ctx, param, value):
+    """A click callback: a local folder option (``--output-root``) that a URL cannot be."""
+    if value is not None and (not value.strip() or "://" in value):
+        what = "is empty" if not value.strip() else "is a URL"
+        raise click.BadParameter(f"{value!r} {what}: {param.opts[0]} is a folder on this "
+                                 "machine (its ML Metadata is SQLite); for cloud storage "
+                                 "use `model-garden compile --pipeline-root gs://...`",
+                                 ctx=ctx, param=param)
+    return value
+
+
 def _split(_ctx, _param, value: str) -> SplitSpec:
     try:
         return SplitSpec.parse(value)
@@ -66,12 +115,17 @@ def _split(_ctx, _param, value: str) -> SplitSpec:
 _pipeline_flags = option_group(
     click.option("--split", default="official", callback=_split, show_default=True,
                  help="'official' train/test files, or 'hash[:TRAIN/TEST]' over the files present."),
-    click.option("--train-steps", type=int, help="Trainer steps (default: the recipe's)."),
-    click.option("--eval-steps", type=int, help="Trainer eval steps (default: the recipe's)."),
+    click.option("--train-steps", type=click.IntRange(min=1),
+                 help="Trainer steps, >= 1 (default: the recipe's)."),
+    click.option("--eval-steps", type=click.IntRange(min=1),
+                 help="Trainer eval steps, >= 1 (default: the recipe's)."),
     click.option("--threshold", type=float,
-                 help="Lower bound of the blessing metric (default: the recipe's)."),
+                 help="Lower bound of the blessing metric, in [0, 1] for an accuracy "
+                      "(default: the recipe's)."),
     click.option("--change-tolerance", type=float, default=0.0, show_default=True,
-                 help="Allowed drop of the blessing metric against the latest blessed model."),
+                 callback=_change_tolerance,
+                 help="Allowed drop (>= 0) of the blessing metric against the latest "
+                      "blessed model."),
     click.option("--strategy", type=click.Choice(STRATEGIES),
                  help="tf.distribute strategy of the Trainer (default: the recipe's, 'auto': "
                       "Mirrored over the visible GPUs, else one device)."),
@@ -123,7 +177,7 @@ _data_dir_option = click.option(
 _local_runner_flags = option_group(
     click.option("--runner", type=click.Choice(["beam", "local"]), default="beam",
                  show_default=True, help="BeamDagRunner or LocalDagRunner."),
-    click.option("--direct-num-workers", type=int, default=0,
+    click.option("--direct-num-workers", type=click.IntRange(min=0), default=0,
                  help="Beam DirectRunner workers (0: one per core)."),
     click.option("--direct-running-mode", default="multi_processing", show_default=True,
                  type=click.Choice(["in_memory", "multi_threading", "multi_processing"])),
@@ -175,6 +229,7 @@ def _image_options(dataset, shards, skip_bad_images, labels_offset) -> Dict:
 @click.argument("recipe_name", metavar="RECIPE")
 @_data_dir_option
 @click.option("--output-root", default="model-garden-output", show_default=True,
+              callback=_local_folder,
               help="Root of pipeline artifacts, ML Metadata and pushed models.")
 @_local_runner_flags
 @_pipeline_flags
@@ -187,6 +242,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     from model_garden.pipelines import runners
 
     recipe = _recipe(recipe_name)
+    threshold = _check_threshold(recipe, threshold)
     overrides = _trainer_overrides(recipe, sets, strategy)
     image_options = _image_options(get_dataset(recipe.dataset), shards, skip_bad_images,
                                    labels_offset)
@@ -239,7 +295,7 @@ def _versions(serving_dir: str):
 @click.argument("dataset_name", metavar="DATASET")
 @_data_dir_option
 @click.option("--output-root", default="model-garden-output", show_default=True,
-              help="Root of the artifacts: <root>/data/<dataset>/.")
+              callback=_local_folder, help="Root of the artifacts: <root>/data/<dataset>/.")
 @click.option("--split", default="official", callback=_split, show_default=True,
               help="'official' train/test folders, or 'hash[:TRAIN/TEST]' over the files present "
                    "(the flowers and the ImageNet sample have no official split).")
@@ -287,13 +343,17 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
               help="Pipeline package to write (.yaml): the PipelineSpec, plus the Kubernetes "
                    "platform spec with --gpu/--tpu.")
 @click.option("--image", default="gcr.io/my-project/model-garden:latest", show_default=True,
-              help="Pipeline container image (see Dockerfile).")
+              callback=_image,
+              help="Pipeline container image (see Dockerfile): [HOST[:PORT]/]PATH[:TAG][@DIGEST].")
 @click.option("--pipeline-root", default="gs://my-bucket/model-garden", show_default=True,
+              callback=_storage_path,
               help="Artifact root on the cluster's storage (the default root of runs; "
                    "`model-garden submit --pipeline-root` overrides it per run).")
-@click.option("--input-base", help="Raw data folder as the cluster sees it "
-                                   "(default: <pipeline-root>/data/<dataset>).")
-@click.option("--serving-dir", help="Push destination (default: <pipeline-root>/serving/<recipe>).")
+@click.option("--input-base", callback=_storage_path,
+              help="Raw data folder as the cluster sees it "
+                   "(default: <pipeline-root>/data/<dataset>).")
+@click.option("--serving-dir", callback=_storage_path,
+              help="Push destination (default: <pipeline-root>/serving/<recipe>).")
 @click.option("--gpu", metavar="TYPE:COUNT",
               help="Trainer on COUNT GPUs of GKE type TYPE (the cloud.google.com/gke-accelerator "
                    "label), e.g. nvidia-tesla-t4:1. With --workers: GPUs per replica.")
@@ -313,7 +373,7 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
               help="direct: Beam worker processes per pod (0: one per core).")
 @click.option("--beam-project", help="dataflow: GCP project of the Dataflow jobs.")
 @click.option("--beam-region", help="dataflow: region of the Dataflow jobs, e.g. us-central1.")
-@click.option("--beam-temp-location",
+@click.option("--beam-temp-location", callback=_storage_path,
               help="dataflow: gs:// temp folder (default: <pipeline-root>/tmp/dataflow).")
 @click.option("--flink-master", metavar="HOST:PORT", help="flink: the Flink JobManager.")
 @click.option("--spark-master", metavar="spark://HOST:PORT", help="spark: the Spark master.")
@@ -336,6 +396,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
     from model_garden.pipelines.factory import PipelineOptions
 
     recipe = _recipe(recipe_name)
+    threshold = _check_threshold(recipe, threshold)
     overrides = _trainer_overrides(recipe, sets, strategy)
     if gpu and tpu:
         raise click.UsageError("--gpu and --tpu exclude each other: the Trainer runs on one "

@@ -262,6 +262,10 @@ def test_the_executors_apply_the_parameters_to_the_compiled_protos(plain):
     with pytest.raises(ValueError, match="no value threshold on metric 'AUC'"):
         runtime_parameters.apply_threshold_override(
             {"eval_config": evaluator["eval_config"], "threshold": 0.5, "threshold_metric": "AUC"})
+    # Issue 13: a run-time threshold an accuracy can never reach fails before TFMA runs.
+    with pytest.raises(ValueError, match=r"parameter threshold 1.5 is outside \[0, 1\]"):
+        runtime_parameters.apply_threshold_override(
+            {"eval_config": evaluator["eval_config"], "threshold": 1.5, "threshold_metric": metric})
 
 
 def recording_run_fn(fn_args):

@@ -24,6 +24,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import click
 
+from model_garden import validate
 from model_garden.kubeflow import client as kfp_client
 from model_garden.option_groups import option_group
 
@@ -59,12 +60,20 @@ _source_options = option_group(
 )
 
 
+def _storage_path(ctx, param, value):
+    """A click callback: :func:`model_garden.validate.check_storage_path` on the option."""
+    try:
+        return validate.check_storage_path(value, param.opts[0])
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
 _run_options = option_group(
     click.option("--experiment", default=kfp_client.DEFAULT_EXPERIMENT, show_default=True,
                  help="Experiment name (created when missing)."),
     click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                  help="Runtime parameter, typed as the pipeline declares it; repeatable."),
-    click.option("--pipeline-root", default=None,
+    click.option("--pipeline-root", default=None, callback=_storage_path,
                  help="Artifact root for the run (default: the pipeline's, else KFP's)."),
     click.option("--service-account", default=None,
                  help="Kubernetes service account of the run's pods "

@@ -185,8 +185,10 @@ def build_pipeline(
     trainer = _component(pipeline, "Trainer")
     evaluator = _component(pipeline, "Evaluator")
     defaults = {
-        "train_steps": options.train_steps or recipe.train_steps,
-        "eval_steps": options.eval_steps or recipe.eval_steps,
+        # `is None`, never `or`: a 0 must not become the recipe's default
+        # (create_pipeline has refused steps < 1 above).
+        "train_steps": recipe.train_steps if options.train_steps is None else options.train_steps,
+        "eval_steps": recipe.eval_steps if options.eval_steps is None else options.eval_steps,
         "threshold": float(recipe.eval.threshold if options.threshold is None
                            else options.threshold),
     }

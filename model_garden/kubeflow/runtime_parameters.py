@@ -36,6 +36,7 @@ from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
 
 from model_garden.components import evaluator as evaluator_executor
+from model_garden.validate import check_threshold
 
 #: Execution properties the Kubeflow compiler adds (names = pipeline parameters).
 TRAIN_STEPS = "train_steps"
@@ -94,17 +95,19 @@ def apply_threshold_override(exec_properties: MutableMapping[str, Any]) -> None:
         ``threshold`` and ``threshold_metric`` are removed.
 
     Raises:
-      ValueError: ``threshold`` is not a number, or no metric of the
+      ValueError: ``threshold`` is not a finite number, is outside [0, 1] for
+        an accuracy-like metric, or no metric of the
         ``eval_config`` named ``threshold_metric`` has a value threshold.
     """
-    import tensorflow_model_analysis as tfma
-
     value = exec_properties.pop(THRESHOLD, None)
     metric = exec_properties.pop(THRESHOLD_METRIC, None)
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"pipeline parameter threshold must be a number, not {value!r}")
+    check_threshold(value, metric or "", what="pipeline parameter threshold")
+    import tensorflow_model_analysis as tfma
+
     config = tfma.EvalConfig()
     proto_utils.json_to_proto(exec_properties.get(specs.EVAL_CONFIG_KEY) or "{}", config)
     found = 0
