@@ -3,7 +3,7 @@
 The networks of :mod:`model_garden.nets` name their layers with TF-Slim's
 variable scopes, so each Keras weight has one Slim variable name
 (``slim.conv2d``/``fully_connected``: ``<scope>/weights``, ``<scope>/biases``;
-``slim.separable_conv2d`` depthwise: ``<scope>/depthwise_weights``;
+``slim.separable_conv2d``: ``<scope>/depthwise_weights``, ``<scope>/pointwise_weights``;
 ``slim.batch_norm``: ``<scope>/BatchNorm/{beta,gamma,moving_mean,moving_variance}``):
 
 ==========================  ===========================================
@@ -12,6 +12,7 @@ Keras layer / weight        Slim variable
 ``Conv2D``/``Dense`` kernel ``<layer name>/weights``
 ``Conv2D``/``Dense`` bias   ``<layer name>/biases``
 ``DepthwiseConv2D`` kernel  ``<layer name>/depthwise_weights``
+``SeparableConv2D`` kernels ``<layer name>/depthwise_weights``, ``/pointwise_weights``
 ``BatchNormalization``      ``<layer name>/beta``, ``/gamma``, ``/moving_mean``, ``/moving_variance``
 ==========================  ===========================================
 
@@ -28,7 +29,8 @@ class SlimCheckpointError(ValueError):
 
 _BN = {"beta": "beta", "gamma": "gamma", "moving_mean": "moving_mean",
        "moving_variance": "moving_variance"}
-_KERNEL = {"kernel": "weights", "bias": "biases", "depthwise_kernel": "depthwise_weights"}
+_KERNEL = {"kernel": "weights", "bias": "biases", "depthwise_kernel": "depthwise_weights",
+           "pointwise_kernel": "pointwise_weights"}
 
 
 def slim_names(model) -> Dict[str, object]:
