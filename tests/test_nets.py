@@ -1,5 +1,7 @@
 """The network registry (model_garden.nets) and its pairing with preprocessing."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,67 @@ def test_mobilenet_v1_builds_every_released_variant(multiplier, size):
     assert model.output_shape == (None, 5)
     last = model.get_layer("MobilenetV1/Conv2d_13_pointwise")
     assert last.filters == max(int(1024 * multiplier), 8)
+
+
+# --- Inception v2, v4, Inception-ResNet-v2 (TF-Slim) -------------------------------------
+@functools.lru_cache(maxsize=None)
+def _built(name, num_classes, **kwargs):
+    """One build per (network, classes) for this module (Inception-ResNet-v2: ~8 s a build)."""
+    return nets.build(name, num_classes, **kwargs)
+
+
+def _end_point_shapes(model, scope, names):
+    """Slim's end points ``names`` -> their shapes without the batch: a block's ``concat``,
+    a conv's ``Relu``, else the layer of that name (a pool, the logits)."""
+    layers = {layer.name: layer for layer in model.layers}
+    shapes = {}
+    for name in names:
+        for candidate in (f"{scope}/{name}/concat", f"{scope}/{name}/Relu", f"{scope}/{name}"):
+            if candidate in layers:
+                shapes[name] = list(layers[candidate].output.shape[1:])
+                break
+    return shapes
+
+
+def _count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+# tf-slim 1.1.0 nets/inception_v2_test.py (the installed package; tensorflow/models
+# research/slim/nets/inception_v2_test.py): testBuildAndCheckAllEndPointsUptoMixed5c at 224.
+INCEPTION_V2_END_POINTS = {
+    "Mixed_3b": [28, 28, 256], "Mixed_3c": [28, 28, 320], "Mixed_4a": [14, 14, 576],
+    "Mixed_4b": [14, 14, 576], "Mixed_4c": [14, 14, 576], "Mixed_4d": [14, 14, 576],
+    "Mixed_4e": [14, 14, 576], "Mixed_5a": [7, 7, 1024], "Mixed_5b": [7, 7, 1024],
+    "Mixed_5c": [7, 7, 1024], "Conv2d_1a_7x7": [112, 112, 64], "MaxPool_2a_3x3": [56, 56, 64],
+    "Conv2d_2b_1x1": [56, 56, 64], "Conv2d_2c_3x3": [56, 56, 192],
+    "MaxPool_3a_3x3": [28, 28, 192]}
+
+
+def test_inception_v2_end_points_and_parameters_are_slims():
+    model = _built("inception_v2", 1001)
+    assert _end_point_shapes(model, "InceptionV2", INCEPTION_V2_END_POINTS) == \
+        INCEPTION_V2_END_POINTS
+    # Slim's testModelHasExpectedNumberOfParameters (same file): the model variables of
+    # inception_v2_base, batch-norm moving statistics included, are 10,173,112.
+    base = [w for w in model.weights if not w.name.startswith("InceptionV2/Logits/")]
+    assert _count(base) == 10_173_112
+    # + the logits (1x1 conv 1024 -> 1,001 with biases) = tf-slim's graph at 1,001 classes
+    # (11,179,361 trainable; test_slim_parity compares it variable by variable).
+    trainable = _count(model.trainable_weights)
+    assert trainable == _count(w for w in base if w.trainable) + 1024 * 1001 + 1001 == 11_179_361
+    assert model.output_shape == (None, 1001) and model.input_shape == (None, 224, 224, 3)
+    assert _built("inception_v2", 5).output_shape == (None, 5)
+
+
+def test_inception_v2_depth_multiplier_thins_every_layer():
+    """Slim's testBuildEndPointsWithDepthMultiplierLessThanOne: every Mixed/Conv end point
+    has half the channels at 0.5."""
+    full = _end_point_shapes(_built("inception_v2", 1001), "InceptionV2", INCEPTION_V2_END_POINTS)
+    half = _end_point_shapes(_built("inception_v2", 1001, depth_multiplier=0.5), "InceptionV2",
+                             INCEPTION_V2_END_POINTS)
+    for name in full:
+        if name.startswith(("Mixed", "Conv")):
+            assert half[name][2] * 2 == full[name][2], name
+    with pytest.raises(ValueError, match="depth_multiplier"):
+        nets.build("inception_v2", 5, depth_multiplier=0)

@@ -44,11 +44,13 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 tf.disable_eager_execution()
 import tf_slim as slim
-from tf_slim.nets import inception_v1, inception_v3, resnet_utils, resnet_v1, resnet_v2, vgg
+from tf_slim.nets import (inception_v1, inception_v2, inception_v3, resnet_utils, resnet_v1,
+                          resnet_v2, vgg)
 '''
 
 #: tf_slim.nets module -> its arg_scope function.
 ARG_SCOPES = {"inception_v1": "inception_v1.inception_v1_arg_scope",
+              "inception_v2": "inception_v2.inception_v2_arg_scope",
               "inception_v3": "inception_v3.inception_v3_arg_scope",
               "resnet_v1": "resnet_utils.resnet_arg_scope",
               "resnet_v2": "resnet_utils.resnet_arg_scope",
@@ -113,13 +115,15 @@ _CHILD = textwrap.dedent('''
 
 #: Every registered network tf-slim 1.1.0 has -> its tf_slim.nets module (the function
 #: has the network's name).
-SLIM_HAS = {"inception_v1": "inception_v1", "inception_v3": "inception_v3",
+SLIM_HAS = {"inception_v1": "inception_v1", "inception_v2": "inception_v2",
+            "inception_v3": "inception_v3",
             **{f"resnet_v1_{d}": "resnet_v1" for d in (50, 101, 152)},
             **{f"resnet_v2_{d}": "resnet_v2" for d in (50, 101, 152, 200)},
             "vgg_16": "vgg", "vgg_19": "vgg"}
 #: The networks whose logits are compared: depth variants are thin registry entries over
 #: the same builders as these (and are compared variable by variable below).
-SLIM = ("inception_v1", "inception_v3", "resnet_v1_50", "resnet_v2_50", "vgg_16")
+SLIM = ("inception_v1", "inception_v2", "inception_v3", "resnet_v1_50", "resnet_v2_50",
+        "vgg_16")
 
 
 def _images(data_root, spec):

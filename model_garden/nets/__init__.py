@@ -120,3 +120,7 @@ register(NetSpec(
     name="inception_v3", builder="model_garden.nets.inception_v3.inception_v3",
     default_image_size=299, preprocessing="inception",
     source="arXiv:1512.00567; TF-Slim nets/inception_v3.py"))
+register(NetSpec(
+    name="inception_v2", builder="model_garden.nets.inception_v2.inception_v2",
+    default_image_size=224, preprocessing="inception",
+    source="arXiv:1502.03167; TF-Slim nets/inception_v2.py"))
