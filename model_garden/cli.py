@@ -4,15 +4,24 @@
     model-garden run mnist --split hash:80/20
     model-garden convert flowers --split hash:90/10
     model-garden compile mnist --image IMAGE --pipeline-root gs://... -o mnist.yaml
+
+Errors: a bad option value is a usage error (exit 2) before anything runs;
+an ordinary user error (a missing data folder, an output root that is a file
+or not writable, a failed download) is one ``Error: ...`` line naming the
+path and what to do (exit 1); ``model-garden -v ...`` also prints the
+traceback.
 """
 
 import os
-from typing import Dict, Tuple
+import sys
+import traceback
+from typing import Dict, Optional, Tuple
 
 import click
 
 from model_garden import validate
 from model_garden.datasets import DATASETS, SplitSpec, get_dataset
+from model_garden.datasets.download import DownloadError
 from model_garden.option_groups import option_group
 from model_garden.pipelines import recipes as recipes_lib
 from model_garden.trainers.strategies import STRATEGIES
@@ -141,9 +150,96 @@ _pipeline_flags = option_group(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
+_VERBOSE = "model_garden.verbose"
+
+
+def _one_line(error: BaseException) -> str:
+    """An ``OSError`` or ``DownloadError`` as one line that names its path."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        what = {PermissionError: "check its permissions or choose another folder",
+                FileNotFoundError: "check the path",
+                NotADirectoryError: "a file stands where a folder should be: move it",
+                FileExistsError: "a file stands where a folder should be: move it",
+                IsADirectoryError: "give a file, not a folder"}.get(type(error), "")
+        text = f"{error.filename}: {error.strerror}" + (f"; {what}" if what else "")
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+class _Cli(click.Group):
+    """The ``model-garden`` group: user errors as one line, tracebacks only with ``-v``.
+
+    ``OSError`` (a missing, unreadable or unwritable path, a refused
+    connection) and :class:`~model_garden.datasets.download.DownloadError`
+    that a command lets out become one ``Error:`` line (exit 1). With ``-v``
+    they propagate with their traceback, and a ``click.ClickException``
+    raised ``from`` an error prints that error's traceback first.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            cause = e.__cause__
+            if ctx.meta.get(_VERBOSE) and cause is not None:
+                traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            raise
+        except (OSError, DownloadError) as e:
+            if ctx.meta.get(_VERBOSE):
+                raise
+            raise click.ClickException(_one_line(e)) from e
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True,
+              help="On an error, print its traceback too (default: one Error: line).")
+@click.pass_context
+def cli(ctx, verbose):
     """Classic TensorFlow models as TFX pipelines, locally or on Kubeflow."""
+    ctx.meta[_VERBOSE] = verbose
+
+
+def _check_output_root(output_root: str) -> None:
+    """Refuses an ``--output-root`` that cannot be written, before anything is.
+
+    The path itself, or its nearest existing ancestor when it does not exist
+    yet, must be a folder this user can write to.
+
+    Raises:
+      click.ClickException: naming the path: a file where the folder (or a
+        folder above it) should be, or a folder that is not writable.
+    """
+    path = os.path.abspath(output_root)
+    probe = path
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        where = "" if probe == path else f" ({probe} above it)"
+        raise click.ClickException(
+            f"--output-root {output_root}: is a file{where}, not a folder; choose another "
+            "--output-root or move the file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == path else f" ({probe}, where it would be made)"
+        raise click.ClickException(
+            f"--output-root {output_root}: not writable by this user{where}; choose a folder "
+            "you can write to with --output-root")
+
+
+def _resolve_data_dir(dataset_name: str, data_dir: Optional[str]) -> str:
+    """:func:`model_garden.datasets.resolve_data_dir`, its user errors as one ``Error:`` line.
+
+    Raises:
+      click.ClickException: no such ``--data-dir``, ``$MODEL_GARDEN_DATA``
+        without the dataset's folder, or a failed download (each message
+        says what to do).
+    """
+    from model_garden.datasets import resolve_data_dir
+
+    try:
+        return resolve_data_dir(dataset_name, data_dir)
+    except (OSError, DownloadError) as e:
+        raise click.ClickException(_one_line(e)) from e
 
 
 @cli.command("list")
@@ -238,7 +334,6 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
         spans, warm_start, shards, skip_bad_images, labels_offset):
     """Run RECIPE's pipeline on this machine."""
-    from model_garden.datasets import resolve_data_dir
     from model_garden.pipelines import runners
 
     recipe = _recipe(recipe_name)
@@ -246,7 +341,8 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     overrides = _trainer_overrides(recipe, sets, strategy)
     image_options = _image_options(get_dataset(recipe.dataset), shards, skip_bad_images,
                                    labels_offset)
-    input_base = resolve_data_dir(recipe.dataset, data_dir)
+    _check_output_root(output_root)
+    input_base = _resolve_data_dir(recipe.dataset, data_dir)
     options = runners.local_options(
         recipe, output_root, input_base,
         split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
@@ -308,7 +404,6 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
     Runs ExampleGen -> StatisticsGen -> ExampleValidator against the curated
     schema, and prints where the examples are and how many were written.
     """
-    from model_garden.datasets import resolve_data_dir
     from model_garden.pipelines import factory, report, runners
 
     try:
@@ -316,8 +411,9 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
     except KeyError as e:
         raise click.BadParameter(str(e.args[0]), param_hint="DATASET") from None
     given = _image_options(dataset, shards, skip_bad_images, labels_offset)
+    _check_output_root(output_root)
+    input_base = _resolve_data_dir(dataset.name, data_dir)
     try:
-        input_base = resolve_data_dir(dataset.name, data_dir)
         options = runners.local_data_options(
             dataset.name, output_root, input_base, split=split, example_gen_options=given,
             beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
@@ -325,7 +421,7 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
             enable_cache=not no_cache)
         pipeline = factory.create_data_pipeline(dataset.name, options)
     except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(_one_line(e) if isinstance(e, OSError) else str(e)) from e
     try:
         runners.run_pipeline(pipeline, runner)
     except Exception as e:  # a component failed: report it without the Beam traceback

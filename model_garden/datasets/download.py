@@ -21,6 +21,8 @@ import urllib.request
 from typing import Iterable, List, Optional, Sequence
 
 _CHUNK = 1 << 16
+TIMEOUT_ENV = "MODEL_GARDEN_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0
 
 
 class DownloadError(RuntimeError):
@@ -70,13 +72,49 @@ def _fetch_to(url: str, out, desc: str, timeout: float) -> None:
                 bar.update(len(chunk))
 
 
-def download(remote: RemoteFile, cache_dir: str, timeout: float = 60.0) -> str:
+def _reason(error: BaseException, timeout: float) -> str:
+    """What went wrong with one URL, in a few words (no newlines)."""
+    reason = getattr(error, "reason", None) if isinstance(error, urllib.error.URLError) else None
+    if isinstance(error, urllib.error.HTTPError):
+        text = f"HTTP {error.code} {error.reason}"
+    elif isinstance(reason, BaseException) or isinstance(error, TimeoutError):
+        cause = reason if isinstance(reason, BaseException) else error
+        if isinstance(cause, TimeoutError) or "timed out" in str(cause):
+            text = f"no answer within {timeout:g} s (stalled or unreachable)"
+        else:
+            text = str(cause)
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def download_timeout() -> float:
+    """Seconds a download waits on a stalled connection: ``$MODEL_GARDEN_DOWNLOAD_TIMEOUT``, else 60.
+
+    A value that is not a positive number is logged and the default used.
+    """
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        logging.warning("$%s=%r is not a number of seconds > 0; waiting %g s", TIMEOUT_ENV, text,
+                        DEFAULT_TIMEOUT)
+        return DEFAULT_TIMEOUT
+    return value
+
+
+def download(remote: RemoteFile, cache_dir: str, timeout: Optional[float] = None) -> str:
     """Returns the local path of ``remote``, downloading it if needed.
 
     Args:
       remote: the file and its checksum and URLs.
       cache_dir: directory the file is kept in (created if missing).
-      timeout: seconds to wait on a stalled connection.
+      timeout: seconds to wait on a stalled connection (default
+        :func:`download_timeout`: 60, or ``$MODEL_GARDEN_DOWNLOAD_TIMEOUT``).
 
     Returns:
       ``os.path.join(cache_dir, remote.filename)``, a file whose sha256 is
@@ -84,8 +122,10 @@ def download(remote: RemoteFile, cache_dir: str, timeout: float = 60.0) -> str:
 
     Raises:
       DownloadError: every URL failed, or every download had the wrong
-        checksum; the message lists each URL and what went wrong.
+        checksum; the message (one line) lists each URL and what went wrong.
     """
+    if timeout is None:
+        timeout = download_timeout()
     os.makedirs(cache_dir, exist_ok=True)
     dest = os.path.join(cache_dir, remote.filename)
     if os.path.exists(dest):
@@ -107,14 +147,12 @@ def download(remote: RemoteFile, cache_dir: str, timeout: float = 60.0) -> str:
             logging.info("downloaded %s", url)
             return dest
         except (urllib.error.URLError, OSError, ValueError) as e:
-            errors.append(f"{url}: {e}")
+            errors.append(f"{url}: {_reason(e, timeout)}")
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
     raise DownloadError(
-        f"could not download {remote.filename} into {cache_dir}:\n  "
-        + "\n  ".join(errors)
-    )
+        f"could not download {remote.filename} into {cache_dir}: " + "; ".join(errors))
 
 
 def extract_tarball(archive: str, dest_dir: str, top: str) -> str:

@@ -23,7 +23,7 @@ import os
 import re
 from typing import Callable, Mapping, Optional, Sequence, Tuple
 
-from model_garden.datasets.download import RemoteFile, download_all
+from model_garden.datasets.download import DownloadError, RemoteFile, download_all
 from model_garden.datasets.image_layouts import IMAGENET_HOWTO
 from model_garden.registry import Registry
 
@@ -222,24 +222,42 @@ def resolve_data_dir(name: str, data_dir: Optional[str] = None) -> str:
 
     Raises:
       FileNotFoundError: ``data_dir`` or ``$MODEL_GARDEN_DATA/<name>`` is
-        given but is not a folder.
-      DownloadError: no local copy, and the download failed.
+        given but is not a folder (the message names it and what to do).
+      DownloadError: no local copy, and the download failed; one line with
+        each URL tried, what went wrong and the ``--data-dir`` way round it.
       FileNotFoundError: no local copy of a dataset that cannot be downloaded
         (its ``manual_download`` says what to do).
     """
     dataset = get_dataset(name)
     if data_dir:
         if not os.path.isdir(data_dir):
-            raise FileNotFoundError(f"--data-dir {data_dir}: no such folder")
+            what = "is a file, not a folder" if os.path.exists(data_dir) else "no such folder"
+            raise FileNotFoundError(
+                f"--data-dir {data_dir}: {what}; give the folder that holds {name}'s raw "
+                f"files ({_files_hint(dataset)})")
         return os.path.abspath(data_dir)
     root = os.environ.get(DATA_ENV)
     if root:
         folder = os.path.join(root, name)
         if not os.path.isdir(folder):
+            fetch = ("" if dataset.manual_download
+                     else f", or unset {DATA_ENV} to download them")
             raise FileNotFoundError(
-                f"${DATA_ENV}={root} has no folder {name}/ for dataset {name}"
-            )
+                f"${DATA_ENV}={root} has no folder {name}/ for dataset {name}: put its raw "
+                f"files in {folder}, pass --data-dir FOLDER{fetch}")
         return os.path.abspath(folder)
     if dataset.manual_download:
         raise FileNotFoundError(f"{name}: no local copy. {dataset.manual_download}")
-    return os.path.abspath(download_all(dataset.files, cache_dir(name)))
+    try:
+        return os.path.abspath(download_all(dataset.files, cache_dir(name)))
+    except DownloadError as e:
+        raise DownloadError(
+            f"{e}. Offline or blocked: fetch the files elsewhere ({_files_hint(dataset)}), "
+            f"put them in one folder and pass --data-dir FOLDER (or set ${DATA_ENV} to the "
+            f"folder above {name}/)") from e
+
+
+def _files_hint(dataset: Dataset) -> str:
+    """The canonical file names of ``dataset``, for messages."""
+    names = [f.filename for f in dataset.files]
+    return ", ".join(names) if names else dataset.homepage
