@@ -97,13 +97,16 @@ def _built(name, num_classes, **kwargs):
     return nets.build(name, num_classes, **kwargs)
 
 
-def _end_point_shapes(model, scope, names):
-    """Slim's end points ``names`` -> their shapes without the batch: a block's ``concat``,
-    a conv's ``Relu``, else the layer of that name (a pool, the logits)."""
+def _end_point_shapes(model, scope, names, layer_of=None):
+    """Slim's end points ``names`` -> their shapes without the batch: the layer ``layer_of``
+    names (under ``scope``), else a block's ``concat``, a conv's ``Relu``, else the layer of
+    that name (a pool)."""
     layers = {layer.name: layer for layer in model.layers}
+    layer_of = {"Predictions": "predictions", **(layer_of or {})}
     shapes = {}
     for name in names:
-        for candidate in (f"{scope}/{name}/concat", f"{scope}/{name}/Relu", f"{scope}/{name}"):
+        for candidate in (layer_of.get(name), f"{scope}/{layer_of.get(name)}",
+                          f"{scope}/{name}/concat", f"{scope}/{name}/Relu", f"{scope}/{name}"):
             if candidate in layers:
                 shapes[name] = list(layers[candidate].output.shape[1:])
                 break
@@ -152,3 +155,53 @@ def test_inception_v2_depth_multiplier_thins_every_layer():
             assert half[name][2] * 2 == full[name][2], name
     with pytest.raises(ValueError, match="depth_multiplier"):
         nets.build("inception_v2", 5, depth_multiplier=0)
+
+
+# tensorflow/models research/slim/nets/inception_v4_test.py (tf-slim 1.1.0 lacks Inception
+# v4): testAllEndPointsShapes at 299, 1,001 classes here (1,000 there).
+INCEPTION_V4_END_POINTS = {
+    "Conv2d_1a_3x3": [149, 149, 32], "Conv2d_2a_3x3": [147, 147, 32],
+    "Conv2d_2b_3x3": [147, 147, 64], "Mixed_3a": [73, 73, 160], "Mixed_4a": [71, 71, 192],
+    "Mixed_5a": [35, 35, 384], **{f"Mixed_5{c}": [35, 35, 384] for c in "bcde"},
+    "Mixed_6a": [17, 17, 1024], **{f"Mixed_6{c}": [17, 17, 1024] for c in "bcdefgh"},
+    "Mixed_7a": [8, 8, 1536], **{f"Mixed_7{c}": [8, 8, 1536] for c in "bcd"},
+    "AuxLogits": [1001], "global_pool": [1, 1, 1536], "PreLogitsFlatten": [1536],
+    "Logits": [1001], "Predictions": [1001]}
+_V4_LAYERS = {"AuxLogits": "AuxLogits/Aux_logits", "global_pool": "Logits/AvgPool_1a",
+              "PreLogitsFlatten": "Logits/PreLogitsFlatten", "Logits": "Logits/Logits"}
+
+
+def test_inception_v4_end_points_and_parameters_are_slims():
+    model = _built("inception_v4", 1001)
+    assert _end_point_shapes(model, "InceptionV4", INCEPTION_V4_END_POINTS, _V4_LAYERS) == \
+        INCEPTION_V4_END_POINTS
+    assert model.output_names == ["predictions", "aux_predictions"]
+    # Trainable parameters of Slim's own graph at 1,001 classes: research/slim/nets/
+    # inception_v4.py (tensorflow/models) built with tf-slim 1.1.0 under
+    # inception_v4_arg_scope (a one-off build of the upstream file, which tf-slim does not
+    # carry; its variable names and shapes equal ours, every one).
+    trainable = _count(model.trainable_weights)
+    assert trainable == 46_009_106
+    aux = _count(w for w in model.trainable_weights if "/AuxLogits/" in w.name)
+    # AuxLogits: Conv2d_1b_1x1 (1024 -> 128, BN beta), Conv2d_2a (5x5, 128 -> 768, beta),
+    # Aux_logits (768 -> 1,001 with biases).
+    assert aux == 1024 * 128 + 128 + 5 * 5 * 128 * 768 + 768 + 768 * 1001 + 1001
+    # timm's inception_v4.tf_in1k (huggingface.co/timm/inception_v4.tf_in1k, "Params (M):
+    # 42.7"; Slim's checkpoint via Cadene's pretrained-models.pytorch): 1,000 classes, no
+    # AuxLogits, and a batch-norm gamma for every beta.
+    betas = _count(w for w in model.weights
+                   if w.name.endswith("/beta:0") and "/AuxLogits/" not in w.name)
+    assert round((trainable - aux - (1536 + 1) + betas) / 1e5) == 427
+    assert [tuple(o.shape) for o in _built("inception_v4", 5).outputs] == [(None, 5)] * 2
+
+
+@pytest.mark.slow
+def test_inception_v4_builds_at_half_size_and_without_aux_logits():
+    """Slim's testHalfSizeImages (150x150: Mixed_7d 3x3x1536) and testBuildWithoutAuxLogits."""
+    model = nets.build("inception_v4", 1001, image_size=150)
+    assert _end_point_shapes(model, "InceptionV4", ["Mixed_7d", "AuxLogits"], _V4_LAYERS) == \
+        {"Mixed_7d": [3, 3, 1536], "AuxLogits": [1001]}
+    plain = nets.build("inception_v4", 1001, aux_logits=False)
+    assert plain.output_shape == (None, 1001)
+    assert not [layer for layer in plain.layers if "/AuxLogits/" in layer.name]
+

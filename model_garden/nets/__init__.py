@@ -124,3 +124,7 @@ register(NetSpec(
     name="inception_v2", builder="model_garden.nets.inception_v2.inception_v2",
     default_image_size=224, preprocessing="inception",
     source="arXiv:1502.03167; TF-Slim nets/inception_v2.py"))
+register(NetSpec(
+    name="inception_v4", builder="model_garden.nets.inception_v4.inception_v4",
+    default_image_size=299, preprocessing="inception",
+    source="arXiv:1602.07261; TF-Slim nets/inception_v4.py"))
