@@ -16,7 +16,7 @@ OUTPUT ?= model-garden-output
 
 IMAGE ?= model-garden:dev
 
-.PHONY: setup lock demo test test-fast test-slow bench image base-image kfp-venv kfp-local clean
+.PHONY: setup lock demo test test-fast test-slow fuzz bench image base-image kfp-venv kfp-local clean
 
 setup:  ## venv (Python 3.10) from the committed lock, package installed
 	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found (pyenv install 3.10)"; exit 1; }
@@ -42,6 +42,15 @@ test-fast:
 
 test-slow:
 	$(PY) -m pytest -m slow tests
+
+# Property-based fuzzing of every raw-data reader on mutated real files
+# (tests/test_fuzz_readers.py): FUZZ_EXAMPLES random cases per reader; prints
+# per reader the cases tried and how they ended, and hypothesis' statistics.
+# CI runs the same tests with 40 derandomized cases each.
+FUZZ_EXAMPLES ?= $(or $(MODEL_GARDEN_FUZZ_EXAMPLES),2000)
+fuzz:  ## long fuzzing run of the data readers by hand (FUZZ_EXAMPLES=2000 per reader)
+	MODEL_GARDEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MODEL_GARDEN_FUZZ_RANDOM=1 \
+	  $(PY) -m pytest -s -p no:cacheprovider --hypothesis-show-statistics tests/test_fuzz_readers.py
 
 bench:  ## benchmarks: print the results table
 	$(PY) benchmarks/run.py

@@ -12,6 +12,7 @@ also used by ``test_cifar10_example_gen.py``.
 import glob
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -251,3 +252,37 @@ def test_image_folder_errors_name_the_file(tmp_path, data_root):
     fake.write_bytes(b"GIF89a" + b"\0" * 20)
     with pytest.raises(image_folder.ImageFolderError, match="fake.png: neither"):
         image_folder.read_image(str(fake))
+
+
+@pytest.mark.timeout(10)
+def test_a_huge_memo_index_fails_fast(tmp_path, data_root):
+    """Found by tests/test_fuzz_readers.py (issue 13): four bytes deleted from the real
+    batches.meta leave ``LONG_BINPUT 1426551140``, for which the C unpickler sized its
+    memo (gigabytes, ~47 s on this machine) before failing. Now: at once, the file named."""
+    with open(os.path.join(data_root, "cifar10", "cifar-10-batches-py", "batches.meta"),
+              "rb") as f:
+        data = f.read()
+    bad = tmp_path / "batches.meta"
+    bad.write_bytes(data[:76] + data[80:])
+    with pytest.raises(cifar10.CifarFormatError, match=f"^{re.escape(str(bad))}: not a readable"):
+        cifar10.load_label_names(str(bad))
+
+
+@pytest.mark.parametrize("name", ["cifar-10-images-jpg/train/cat/0000.jpg",
+                                  "kaggle-train-png-first200/frog/1.png"])
+def test_a_header_of_zero_pixels_is_refused(tmp_path, data_root, name):
+    """Issue 13 fuzzing review: a 0 height or width passed the header check and would be
+    stored as the image's size, though nothing decodes such an image."""
+    with open(os.path.join(data_root, "cifar10", name), "rb") as f:
+        data = bytearray(f.read())
+    if name.endswith(".png"):
+        data[20:24] = (0).to_bytes(4, "big")  # IHDR height
+    else:
+        sof = next(i for i in range(2, len(data) - 1)
+                   if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+        data[sof + 5:sof + 7] = (0).to_bytes(2, "big")  # SOFn height
+    bad = tmp_path / os.path.basename(name)
+    bad.write_bytes(bytes(data))
+    with pytest.raises(image_folder.ImageFolderError,
+                       match=f"^{re.escape(str(bad))}: the (PNG|JPEG) header says 0x32 pixels"):
+        image_folder.read_image(str(bad))

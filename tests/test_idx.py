@@ -195,3 +195,13 @@ def test_empty_file_is_called_empty(tmp_path, name):
         read_idx(bad)
     assert str(e.value) == f"{bad}: empty file (0 bytes)"
     assert e.value.path == bad
+
+
+def test_dimensions_whose_product_overflows_int64_are_truncation(tmp_path):
+    """Found by the fuzzer's review (issue 13): np.prod in int64 wrapped 2**31 x 2**31 x 4
+    to 0 bytes, and a bare 16-byte header failed in numpy's reshape with a ValueError."""
+    header = b"".join(v.to_bytes(4, "big") for v in (IMAGES_MAGIC, 2**31, 2**31, 4))
+    bad = _write(tmp_path / "t10k-images-idx3-ubyte", header)
+    with _raises(bad, "truncated: header says 2147483648x2147483648x4 = "
+                      "18446744073709551616 bytes, file has 0"):
+        read_idx(bad)

@@ -94,3 +94,36 @@ def test_bad_label_files_and_unlabelled_images_name_the_file(tmp_path, imagenet_
     assert first in str(e.value)
     with pytest.raises(imagenet.ImageNetFormatError, match="n09999999"):
         list(imagenet.labelled_images(folder, {first: "n09999999"}, label_map))
+
+
+def test_label_files_that_are_not_utf8_or_not_csv_are_format_errors(tmp_path, imagenet_dir):
+    """Found by tests/test_fuzz_readers.py (issue 13): one flipped byte raised
+    UnicodeDecodeError, a NUL byte csv.Error, neither naming the file."""
+    with open(os.path.join(imagenet_dir, imagenet.SYNSET_MAPPING), "rb") as f:
+        mapping = bytearray(f.read())
+    mapping[0] ^= 0x80  # 'n' -> 0xee: not UTF-8
+    path = tmp_path / imagenet.SYNSET_MAPPING
+    path.write_bytes(bytes(mapping))
+    with pytest.raises(imagenet.ImageNetFormatError,
+                       match=f"^{path}:1: not UTF-8 text \\(byte 0xee at offset 0\\)"):
+        imagenet.read_synset_mapping(str(path))
+    with open(os.path.join(imagenet_dir, imagenet.SAMPLE_LABELS), "rb") as f:
+        labels = f.read()
+    third = labels.index(b"\n", labels.index(b"\n") + 1) + 1
+    csv_path = tmp_path / imagenet.SAMPLE_LABELS
+    csv_path.write_bytes(labels[:third + 3] + b"\x00" + labels[third + 3:])
+    with pytest.raises(imagenet.ImageNetFormatError, match=f"^{csv_path}:3: not CSV"):
+        imagenet.read_validation_labels(str(csv_path))
+    # A leading byte order mark (a spreadsheet's re-save) is dropped, as for census.
+    csv_path.write_bytes(b"\xef\xbb\xbf" + labels)
+    assert imagenet.read_validation_labels(str(csv_path)) == imagenet.read_validation_labels(
+        os.path.join(imagenet_dir, imagenet.SAMPLE_LABELS))
+
+
+def test_a_kaggle_row_without_a_prediction_names_file_and_line(tmp_path):
+    """Found in review (issue 13): a row of one column was an IndexError."""
+    path = tmp_path / imagenet.KAGGLE_VALIDATION_LABELS
+    path.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n"
+                    "ILSVRC2012_val_00000002\n")
+    with pytest.raises(imagenet.ImageNetFormatError, match=f"^{path}:3: '' is not a synset"):
+        imagenet.read_validation_labels(str(path))

@@ -102,8 +102,16 @@ def _allowed_globals() -> Dict[tuple, object]:
     return allowed
 
 
-class SafeUnpickler(pickle.Unpickler):
+class SafeUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python unpickler
     """An unpickler that resolves only the globals a CIFAR pickle uses.
+
+    It is Python's own pure-Python unpickler (``pickle._Unpickler``), not the
+    C one: the C unpickler keeps its memo in an array sized by the largest
+    index a ``LONG_BINPUT`` names, so four bytes of a 158-byte file
+    (``LONG_BINPUT 1426551140``, found by tests/test_fuzz_readers.py) made it
+    allocate gigabytes and take most of a minute before failing. The pure one
+    keeps a dict; a CIFAR batch (one large byte string, some 40,000 small
+    opcodes) unpickles with it in a fraction of a second.
 
     Args:
       file: a binary file object.

@@ -19,6 +19,7 @@ whose message starts with the file's path.
 """
 
 import gzip
+import math
 import zlib
 from typing import BinaryIO, Callable, Optional, Tuple
 
@@ -135,7 +136,8 @@ def read_idx(
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=rank, offset=4))
     if rank == 3 and (dims[1] == 0 or dims[2] == 0):
         raise _error(path, f"bad dimensions {'x'.join(map(str, dims))}: empty images")
-    want_bytes = int(np.prod(dims, dtype=np.int64))
+    # Python ints: np.prod in int64 wraps (2**31 x 2**31 x 4 = 2**64 -> 0 bytes).
+    want_bytes = math.prod(dims)
     have = len(data) - header
     shape = "x".join(map(str, dims))
     if have < want_bytes:

@@ -251,13 +251,19 @@ def sniff_image(data: bytes, path: str = "<bytes>") -> Tuple[str, int, int]:
       ``("png" | "jpeg", height, width)``.
 
     Raises:
-      ImageFolderError: neither PNG nor JPEG, or a broken header.
+      ImageFolderError: neither PNG nor JPEG, a broken header, or a height
+        or width of 0.
     """
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return ("png",) + _png_size(data, path)
-    if data[:3] == b"\xff\xd8\xff":
-        return ("jpeg",) + _jpeg_size(data, path)
-    raise ImageFolderError(f"{path}: neither PNG nor JPEG (starts {data[:8]!r})")
+        image_format, (height, width) = "png", _png_size(data, path)
+    elif data[:3] == b"\xff\xd8\xff":
+        image_format, (height, width) = "jpeg", _jpeg_size(data, path)
+    else:
+        raise ImageFolderError(f"{path}: neither PNG nor JPEG (starts {data[:8]!r})")
+    if height == 0 or width == 0:  # nothing decodes it (a JPEG's DNL height is not supported)
+        raise ImageFolderError(f"{path}: the {image_format.upper()} header says "
+                               f"{height}x{width} pixels (height x width): an empty image")
+    return image_format, height, width
 
 
 def read_image(path: str) -> EncodedImage:

@@ -22,11 +22,12 @@ Pure Python (no TensorFlow), for the image ExampleGen's Beam workers.
 
 import csv
 import dataclasses
+import io
 import os
 import re
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from model_garden.datasets.image_folder import listdir, open_text
+from model_garden.datasets.image_folder import listdir, read_bytes
 
 class ImageNetFormatError(ValueError):
     """An ImageNet label or mapping file is malformed; the message names file and line."""
@@ -86,11 +87,27 @@ class LabelMap:
         return "\n".join(lines) + "\n"
 
 
+def _text(path: str) -> io.StringIO:
+    """The file's text (UTF-8, a leading byte order mark dropped), lines split as ``newline=""``.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ImageNetFormatError: not UTF-8 (names the file, the line and the byte).
+    """
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ImageNetFormatError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} "
+                                  f"at offset {e.start})") from None
+    return io.StringIO(text[1:] if text.startswith("\ufeff") else text, newline="")
+
+
 def _lines(path: str) -> Iterator[Tuple[int, str]]:
-    with open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line.rstrip("\n")
+    for number, line in enumerate(_text(path), start=1):
+        if line.strip():
+            yield number, line.rstrip("\n")
 
 
 def read_synset_mapping(path: str, labels_offset: int = 0) -> LabelMap:
@@ -99,7 +116,8 @@ def read_synset_mapping(path: str, labels_offset: int = 0) -> LabelMap:
     Raises:
       FileNotFoundError: no such file.
       ImageNetFormatError: a line that is not ``<synset> <names>``, a repeated
-        synset, synsets not in sorted order, or an empty file (names file:line).
+        synset, synsets not in sorted order, text that is not UTF-8, or an
+        empty file (names file:line).
     """
     synsets: List[str] = []
     names: List[str] = []
@@ -126,27 +144,30 @@ def read_validation_labels(path: str) -> Dict[str, str]:
 
     Raises:
       FileNotFoundError: no such file.
-      ImageNetFormatError: a malformed line or header, or an image listed twice
-        (names file:line).
+      ImageNetFormatError: a malformed line or header, text that is not UTF-8
+        or not CSV, or an image listed twice (names file:line).
     """
     name = os.path.basename(path)
     if name.endswith(".txt"):
         return _slim_labels(path)
-    with open_text(path) as f:
-        reader = csv.reader(f)
+    reader = csv.reader(_text(path))
+    try:
         header = next(reader, None)
         if header is None:
             raise ImageNetFormatError(f"{path}: empty file")
         if header[:2] == ["ImageId", "PredictionString"]:
-            rows = ((n, r[0], (r[1].split() or [""])[0]) for n, r in enumerate(reader, 2) if r)
+            rows = ((reader.line_num, r[0], ((r[1].split() if len(r) > 1 else []) or [""])[0])
+                    for r in reader if r)
             suffix = ".JPEG"
         elif header[:2] == ["filename", "synset"]:
-            rows = ((n, r[0], r[1] if len(r) > 1 else "") for n, r in enumerate(reader, 2) if r)
+            rows = ((reader.line_num, r[0], r[1] if len(r) > 1 else "") for r in reader if r)
             suffix = ""
         else:
             raise ImageNetFormatError(f"{path}:1: header {header[:2]} is neither "
                                       "ImageId,PredictionString nor filename,synset")
         return _collect(path, ((n, image + suffix, synset) for n, image, synset in rows))
+    except csv.Error as e:  # a NUL byte, a field over csv's limit, a bad quote
+        raise ImageNetFormatError(f"{path}:{reader.line_num}: not CSV ({e})") from None
 
 
 def _slim_labels(path: str) -> Dict[str, str]:
