@@ -465,7 +465,7 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
               default="direct", show_default=True,
               help="Where ExampleGen, StatisticsGen, Transform and Evaluator run their Beam "
                    "pipelines: in the step's pod (direct) or on Dataflow, Flink or Spark.")
-@click.option("--direct-num-workers", type=int, default=0, show_default=True,
+@click.option("--direct-num-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="direct: Beam worker processes per pod (0: one per core).")
 @click.option("--beam-project", help="dataflow: GCP project of the Dataflow jobs.")
 @click.option("--beam-region", help="dataflow: region of the Dataflow jobs, e.g. us-central1.")

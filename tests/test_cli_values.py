@@ -50,6 +50,15 @@ def test_a_threshold_that_cannot_gate_an_accuracy_is_refused(tmp_path, recipe, v
     assert not package.exists()
 
 
+@pytest.mark.parametrize("command", ["run", "compile"])
+def test_negative_beam_workers_are_refused(tmp_path, command):
+    args = ["--output-root", str(tmp_path / "out")] if command == "run" else [
+        "-o", str(tmp_path / "p.yaml")]
+    _refused([command, "mnist", *args, "--direct-num-workers", "-1"], "--direct-num-workers",
+             "x>=0")
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("value", ["-0.01", "nan"])
 def test_a_negative_change_tolerance_is_refused(tmp_path, value):
     _refused(["run", "mnist", "--output-root", str(tmp_path / "out"),
