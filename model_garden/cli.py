@@ -76,7 +76,14 @@ def _check_threshold(recipe: recipes_lib.Recipe, threshold):
     try:
         return validate.check_threshold(threshold, recipe.eval.threshold_metric)
     except ValueError as e:
-        raise click.BadParameter(f"{recipe.name}: {e}", param_hint="--threshold") from None
+        raise click.BadParameter(f"{recipe.name}: {_unprefixed(e, '--threshold')}",
+                                 param_hint="'--threshold'") from None
+
+
+def _unprefixed(error: ValueError, option: str) -> str:
+    """A :mod:`model_garden.validate` message without its leading option name
+    (click's "Invalid value for '--x':" names it already)."""
+    return str(error).removeprefix(option + " ")
 
 
 def _change_tolerance(_ctx, _param, value: float) -> float:
@@ -91,7 +98,7 @@ def _storage_path(ctx, param, value):
     try:
         return validate.check_storage_path(value, param.opts[0])
     except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+        raise click.BadParameter(_unprefixed(e, param.opts[0]), ctx=ctx, param=param) from None
 
 
 def _image(ctx, param, value):
@@ -99,7 +106,7 @@ def _image(ctx, param, value):
     try:
         return validate.check_image_reference(value, param.opts[0])
     except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+        raise click.BadParameter(_unprefixed(e, param.opts[0]), ctx=ctx, param=param) from None
 
 
 def _local_folder(ctx, param, value):

@@ -110,7 +110,7 @@ def check_image_reference(image: str, what: str = "--image") -> str:
     hint = ("a container image reference such as gcr.io/PROJECT/model-garden:TAG "
             "(lowercase repository; see the Dockerfile)")
     if not image or not image.strip():
-        raise ValueError(f"{what} is empty: give {hint}")
+        raise ValueError(f"{what} {image!r} is empty: give {hint}")
     m = _REFERENCE.fullmatch(image)
     if m is None:
         why = ("it holds whitespace" if re.search(r"\s", image) else
@@ -154,7 +154,7 @@ def check_storage_path(path: Optional[str], what: str) -> Optional[str]:
     if path is None:
         return None
     if not path.strip():
-        raise ValueError(f"{what} is empty: give a folder, e.g. gs://BUCKET/model-garden")
+        raise ValueError(f"{what} {path!r} is empty: give a folder, e.g. gs://BUCKET/model-garden")
     if re.match(r"(?i)gs:/(?!/)", path):
         raise ValueError(f"{what} {path!r}: write gs://BUCKET/..., with two slashes")
     m = _URL.fullmatch(path)

@@ -65,7 +65,8 @@ def _storage_path(ctx, param, value):
     try:
         return validate.check_storage_path(value, param.opts[0])
     except ValueError as e:
-        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+        raise click.BadParameter(str(e).removeprefix(param.opts[0] + " "), ctx=ctx,
+                                 param=param) from None
 
 
 _run_options = option_group(
