@@ -38,3 +38,13 @@ def test_builds_for_5_and_1001_classes_with_only_the_logits_differing(name):
     # kernel [..., depth_in, classes] + bias [classes]
     per_class = sum(int(np.prod(layer.weights[0].shape[:-1])) + 1 for layer in logits)
     assert _count(imagenet) - _count(small) == (1001 - 5) * per_class
+    # Every kernel starts from its own draw: an unseeded initializer instance shared
+    # between layers gives every layer of one shape the same values (tf_keras 2.16,
+    # initializers.py _warn_reuse), which MobileNet v1 had for its 3x3x512 depthwise
+    # kernels Conv2d_7..11.
+    seen = {}
+    for weight in small.trainable_weights:
+        if "kernel" in weight.name and int(np.prod(weight.shape)) > 1:
+            key = (tuple(weight.shape), weight.numpy().tobytes())
+            assert key not in seen, f"{weight.name} starts equal to {seen[key]}"
+            seen[key] = weight.name

@@ -66,27 +66,32 @@ def mobilenet_v1(num_classes: int, image_size: int = DEFAULT_IMAGE_SIZE,
         return max(int(d * depth_multiplier), MIN_DEPTH)
 
     regularizer = tf.keras.regularizers.l2(weight_decay / 2)
-    init = tf.keras.initializers.TruncatedNormal(stddev=0.09)
+
+    def init():
+        # A new initializer per layer: one unseeded instance gives every layer of a
+        # shape the same values (tf_keras warns "will return identical values").
+        return tf.keras.initializers.TruncatedNormal(stddev=0.09)
+
     inputs = tf.keras.Input((image_size, image_size, 3), name="image")
     stride, filters = CONV_DEFS[0]
     x = tf.keras.layers.Conv2D(depth(filters), 3, strides=stride, padding="same", use_bias=False,
-                               kernel_initializer=init, kernel_regularizer=regularizer,
+                               kernel_initializer=init(), kernel_regularizer=regularizer,
                                name=f"{SCOPE}/Conv2d_0")(inputs)
     x = _bn_relu6(x, f"{SCOPE}/Conv2d_0")
     for i, (stride, filters) in enumerate(CONV_DEFS[1:], 1):
         name = f"{SCOPE}/Conv2d_{i}_depthwise"
         x = tf.keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
-                                            depthwise_initializer=init, name=name)(x)
+                                            depthwise_initializer=init(), name=name)(x)
         x = _bn_relu6(x, name)
         name = f"{SCOPE}/Conv2d_{i}_pointwise"
-        x = tf.keras.layers.Conv2D(depth(filters), 1, use_bias=False, kernel_initializer=init,
+        x = tf.keras.layers.Conv2D(depth(filters), 1, use_bias=False, kernel_initializer=init(),
                                    kernel_regularizer=regularizer, name=name)(x)
         x = _bn_relu6(x, name)
     pool = min(7, x.shape[1]), min(7, x.shape[2])  # _reduced_kernel_size_for_small_input
     x = tf.keras.layers.AveragePooling2D(pool, 1, padding="valid",
                                          name=f"{SCOPE}/Logits/AvgPool_1a")(x)
     x = tf.keras.layers.Dropout(1 - dropout_keep_prob, name=f"{SCOPE}/Logits/Dropout_1b")(x)
-    x = tf.keras.layers.Conv2D(num_classes, 1, use_bias=True, kernel_initializer=init,
+    x = tf.keras.layers.Conv2D(num_classes, 1, use_bias=True, kernel_initializer=init(),
                                kernel_regularizer=regularizer,
                                name=f"{SCOPE}/Logits/Conv2d_1c_1x1")(x)
     logits = tf.keras.layers.Reshape((num_classes,), name=f"{SCOPE}/Logits/SpatialSqueeze")(x)
