@@ -205,3 +205,132 @@ def test_inception_v4_builds_at_half_size_and_without_aux_logits():
     assert plain.output_shape == (None, 1001)
     assert not [layer for layer in plain.layers if "/AuxLogits/" in layer.name]
 
+
+# tensorflow/models research/slim/nets/inception_resnet_v2_test.py (tf-slim 1.1.0 lacks it):
+# testBuildAndCheckAllEndPointsUptoPreAuxLogits, testBuildEndPoints and testBuildNoClasses
+# (the pool before the logits) at 299.
+INCEPTION_RESNET_V2_END_POINTS = {
+    "Conv2d_1a_3x3": [149, 149, 32], "Conv2d_2a_3x3": [147, 147, 32],
+    "Conv2d_2b_3x3": [147, 147, 64], "MaxPool_3a_3x3": [73, 73, 64],
+    "Conv2d_3b_1x1": [73, 73, 80], "Conv2d_4a_3x3": [71, 71, 192],
+    "MaxPool_5a_3x3": [35, 35, 192], "Mixed_5b": [35, 35, 320], "Mixed_6a": [17, 17, 1088],
+    "PreAuxLogits": [17, 17, 1088], "Conv2d_7b_1x1": [8, 8, 1536],
+    "AvgPool": [1, 1, 1536], "AuxLogits": [1001], "Logits": [1001]}
+_IRV2_LAYERS = {"PreAuxLogits": "Repeat_1/block17_20/Relu", "AvgPool": "Logits/AvgPool_1a_8x8",
+                "AuxLogits": "AuxLogits/Logits", "Logits": "Logits/Logits"}
+#: InceptionResnetV2's AuxLogits: Conv2d_1b_1x1 (1088 -> 128, BN beta), Conv2d_2a_5x5
+#: (5x5, 128 -> 768, beta), Logits (768 -> 1,001 with biases).
+_IRV2_AUX = 1088 * 128 + 128 + 5 * 5 * 128 * 768 + 768 + 768 * 1001 + 1001
+
+
+def test_inception_resnet_v2_end_points_and_parameters_are_slims():
+    model = _built("inception_resnet_v2", 1001)
+    assert _end_point_shapes(model, "InceptionResnetV2", INCEPTION_RESNET_V2_END_POINTS,
+                             _IRV2_LAYERS) == INCEPTION_RESNET_V2_END_POINTS
+    assert model.output_names == ["predictions", "aux_predictions"]
+    # Keras' InceptionResNetV2 is Slim's network without AuxLogits (the slow test below
+    # checks it layer by layer): tf_keras.applications.InceptionResNetV2(weights=None)
+    # has 55,873,736 parameters at 1,000 classes (keras.io/api/applications: "55.9M"),
+    # 60,544 of them batch-norm moving statistics (not trainable). The 1,001st class adds
+    # a row of 1,536 weights and a bias; AuxLogits add _IRV2_AUX (3,367,529).
+    assert _count(w for w in model.trainable_weights if "/AuxLogits/" in w.name) == _IRV2_AUX
+    assert _count(model.trainable_weights) == 55_873_736 - 60_544 + 1536 + 1 + _IRV2_AUX \
+        == 59_182_258
+    assert [tuple(o.shape) for o in _built("inception_resnet_v2", 5).outputs] == [(None, 5)] * 2
+
+
+def _irv2_bn_convs():
+    """Our batch-normalised convolutions of Inception-ResNet-v2 but ``Conv2d_7b_1x1``, in
+    the order Slim's (and Keras') code creates them (tower by tower, block by block)."""
+    from model_garden.nets import inception_resnet_v2 as irv2
+    from model_garden.nets.inception_layers import C
+
+    def towers(scope, branches):
+        return [f"{scope}/Branch_{i}/{c.name}" for i, b in enumerate(branches) for c in b
+                if isinstance(c, C)]
+
+    s = irv2.SCOPE
+    names = [f"{s}/{n}" for n in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3",
+                                  "Conv2d_3b_1x1", "Conv2d_4a_3x3")]
+    names += towers(f"{s}/Mixed_5b", irv2.MIXED_5B)
+    after = (("Mixed_6a", irv2.MIXED_6A), ("Mixed_7a", irv2.MIXED_7A), None)
+    for (repeat, block, table, n, _), reduction in zip(irv2.REPEATS, after):
+        for i in range(1, n + 1):
+            names += towers(f"{s}/{repeat}/{block}_{i}", table)
+        if reduction:
+            names += towers(f"{s}/{reduction[0]}", reduction[1])
+    return names + towers(f"{s}/Block8", irv2.BLOCK8)
+
+
+@pytest.mark.slow
+def test_inception_resnet_v2_is_keras_applications_inception_resnet_v2(flower_photo):
+    """tf_keras.applications.InceptionResNetV2 (include_top, 1,001 classes) with random
+    weights, copied into ours, gives the same logits and probabilities on real photos.
+
+    Correspondence (Keras' names -> Slim's scopes, under ``InceptionResnetV2/``): Keras'
+    auto-named ``conv2d``, ``conv2d_1``, ... and ``batch_normalization``, ... in creation
+    order -> :func:`_irv2_bn_convs` and their ``/BatchNorm``; ``block35_<i>_conv``,
+    ``block17_<i>_conv``, ``block8_<i>_conv`` -> ``Repeat/block35_<i>/Conv2d_1x1``,
+    ``Repeat_1/block17_<i>/...``, ``Repeat_2/block8_<i>/...``, except ``block8_10_conv`` ->
+    ``Block8/Conv2d_1x1`` (Slim's last block8, outside the repeat, no activation);
+    ``conv_7b``/``conv_7b_bn`` -> ``Conv2d_7b_1x1``; the Dense ``predictions`` ->
+    ``Logits/Logits`` (Keras pools globally and has no 1x1-conv logits, Slim pools 8x8 and
+    flattens: the same). Keras has no AuxLogits: ours keep their own initial weights.
+    """
+    import tensorflow as tf
+
+    keras_model = tf.keras.applications.InceptionResNetV2(weights=None, include_top=True,
+                                                          classes=1001)
+    assert keras_model.count_params() == 55_873_736 + 1536 + 1  # see the count test above
+    non_trainable = _count(keras_model.non_trainable_weights)
+    assert non_trainable == 60_544
+    rng = np.random.default_rng(0)
+    for weight in keras_model.weights:  # He-scaled kernels, and nothing trivially 0 or 1
+        shape, kind = weight.shape, weight.name.split("/")[-1].split(":")[0]
+        value = {"moving_variance": lambda: rng.uniform(0.5, 1.5, shape),
+                 "kernel": lambda: rng.normal(0, np.sqrt(2 / np.prod(shape[:-1])), shape)}.get(
+            kind, lambda: rng.normal(0, 0.1, shape))()
+        weight.assign(value.astype(np.float32))
+
+    model = nets.build("inception_resnet_v2", 1001)
+    ours = {layer.name: layer for layer in model.layers}
+    theirs = {layer.name: layer for layer in keras_model.layers}
+
+    def creation_order(prefix):
+        names = [n for n in theirs if n == prefix or n.startswith(prefix + "_")
+                 and n[len(prefix) + 1:].isdigit()]
+        return sorted(names, key=lambda n: int(n[len(prefix) + 1:] or 0))
+
+    pairs = []
+    for name, conv, bn in zip(_irv2_bn_convs(), creation_order("conv2d"),
+                              creation_order("batch_normalization"), strict=True):
+        pairs += [(name, conv), (name + "/BatchNorm", bn)]
+    s = "InceptionResnetV2"
+    for repeat, block, n in (("Repeat", "block35", 10), ("Repeat_1", "block17", 20),
+                             ("Repeat_2", "block8", 9)):
+        pairs += [(f"{s}/{repeat}/{block}_{i}/Conv2d_1x1", f"{block}_{i}_conv")
+                  for i in range(1, n + 1)]
+    pairs += [(f"{s}/Block8/Conv2d_1x1", "block8_10_conv"), (f"{s}/Conv2d_7b_1x1", "conv_7b"),
+              (f"{s}/Conv2d_7b_1x1/BatchNorm", "conv_7b_bn"), (f"{s}/Logits/Logits", "predictions")]
+    for mine, keras_name in pairs:
+        ours[mine].set_weights(theirs[keras_name].get_weights())  # raises on another shape
+    copied = {id(w) for mine, _ in pairs for w in ours[mine].weights}
+    assert {w.name for w in model.weights if id(w) not in copied
+            and "/AuxLogits/" not in w.name} == set()  # every weight but AuxLogits' copied
+    used = [keras_name for _, keras_name in pairs]  # every Keras layer with weights, once
+    assert sorted(used) == sorted(layer.name for layer in keras_model.layers if layer.weights)
+
+    preprocess = preprocessing.get_preprocessing("inception")
+    images = np.stack([preprocess(flower_photo(c), 299, 299).numpy()
+                       for c in ("daisy", "dandelion", "roses", "tulips")])
+    pooled = tf.keras.Model(keras_model.inputs, keras_model.get_layer("avg_pool").output)
+    dense = theirs["predictions"]
+    keras_logits = pooled(images, training=False).numpy() @ dense.kernel.numpy() \
+        + dense.bias.numpy()
+    logits = tf.keras.Model(model.inputs, ours[f"{s}/Logits/Logits"].output)(
+        images, training=False).numpy()
+    assert np.abs(keras_logits).max() > 1.0  # a real signal
+    np.testing.assert_allclose(logits, keras_logits, atol=1e-4, rtol=0)
+    probabilities, _ = model(images, training=False)
+    np.testing.assert_allclose(probabilities.numpy(), keras_model(images, training=False).numpy(),
+                               rtol=1e-4, atol=0)

@@ -128,3 +128,8 @@ register(NetSpec(
     name="inception_v4", builder="model_garden.nets.inception_v4.inception_v4",
     default_image_size=299, preprocessing="inception",
     source="arXiv:1602.07261; TF-Slim nets/inception_v4.py"))
+register(NetSpec(
+    name="inception_resnet_v2",
+    builder="model_garden.nets.inception_resnet_v2.inception_resnet_v2",
+    default_image_size=299, preprocessing="inception",
+    source="arXiv:1602.07261; TF-Slim nets/inception_resnet_v2.py"))
