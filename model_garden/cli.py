@@ -12,6 +12,7 @@ path and what to do (exit 1); ``model-garden -v ...`` also prints the
 traceback.
 """
 
+import contextlib
 import os
 import sys
 import traceback
@@ -285,7 +286,31 @@ _local_runner_flags = option_group(
     click.option("--direct-running-mode", default="multi_processing", show_default=True,
                  type=click.Choice(["in_memory", "multi_threading", "multi_processing"])),
     click.option("--no-cache", is_flag=True, help="Run every component again."),
+    click.option("--no-wait", is_flag=True,
+                 help="If another run uses this output root's recipe (or dataset) folder, "
+                      "stop with an error instead of waiting for it to finish."),
 )
+
+
+def _waiting(holder) -> None:
+    click.echo(f"waiting for {holder.describe()} on the same output folder to finish "
+               "(--no-wait: stop instead)", err=True)
+
+
+@contextlib.contextmanager
+def _exclusive(options, run_id: str, no_wait: bool):
+    """``runners.exclusive_run`` with its messages: waiting, busy, recovered leftovers."""
+    from model_garden.pipelines import recovery, runners
+    from model_garden.pipelines.run_lock import RunLockBusy
+
+    try:
+        with runners.exclusive_run(options, run_id, wait=not no_wait,
+                                   on_wait=_waiting) as abandoned:
+            if abandoned:
+                click.echo(recovery.describe(abandoned), err=True)
+            yield
+    except RunLockBusy as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _shards(_ctx, _param, value):
@@ -338,8 +363,8 @@ def _image_options(dataset, shards, skip_bad_images, labels_offset) -> Dict:
 @_pipeline_flags
 @_image_data_flags
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
-        no_cache, split, train_steps, eval_steps, threshold, change_tolerance, strategy, sets,
-        spans, warm_start, shards, skip_bad_images, labels_offset):
+        no_cache, no_wait, split, train_steps, eval_steps, threshold, change_tolerance, strategy,
+        sets, spans, warm_start, shards, skip_bad_images, labels_offset):
     """Run RECIPE's pipeline on this machine."""
     from model_garden.pipelines import runners
 
@@ -360,23 +385,26 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         example_gen_options=image_options,
     )
     from model_garden.components.input_spans import InputSpansError
-    from model_garden.pipelines import report
+    from model_garden.pipelines import factory, report
 
-    before = set(_versions(options.serving_dir))
-    try:
-        runners.run_local(recipe, options, runner)
-    except InputSpansError as e:  # nothing ran
-        raise click.ClickException(str(e)) from None
-    except Exception as e:  # a component failed: report it without the Beam traceback
-        if os.path.exists(options.metadata_path):
-            click.echo(report.format_runs(report.component_runs(options.metadata_path)), err=True)
-        raise click.ClickException(
-            f"the {recipe.name} pipeline failed; nothing of the failed component was "
-            f"published and {options.serving_dir} is unchanged.\n{type(e).__name__}: {e}"
-        ) from e
-    runs = report.component_runs(options.metadata_path)
+    run_id = runners.new_run_id()
+    with _exclusive(options, run_id, no_wait):
+        before = set(_versions(options.serving_dir))
+        try:
+            runners.run_pipeline(factory.create_pipeline(recipe, options), runner, run_id)
+        except InputSpansError as e:  # nothing ran
+            raise click.ClickException(str(e)) from None
+        except Exception as e:  # a component failed: report it without the Beam traceback
+            _echo_own_run(options.metadata_path, run_id)
+            raise click.ClickException(
+                f"the {recipe.name} pipeline failed; nothing of the failed component was "
+                f"published and {options.serving_dir} is unchanged.\n{type(e).__name__}: {e}"
+            ) from e
+        after = set(_versions(options.serving_dir))
+    runs = report.component_runs(options.metadata_path, run_id)
+    click.echo(f"run {run_id}")
     click.echo(report.format_runs(runs))
-    pushed = sorted(set(_versions(options.serving_dir)) - before)
+    pushed = sorted(after - before, key=int)
     served = f"serving models in {options.serving_dir}: {sorted(before) or 'none'}"
     if pushed:
         click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")
@@ -386,6 +414,14 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         click.echo(f"nothing new to push: the blessed model is the one already served; {served}")
     else:
         click.echo(f"not pushed: the model was not blessed; {served}")
+
+
+def _echo_own_run(metadata_path: str, run_id: str) -> None:
+    """Prints the component table of run ``run_id`` to stderr, if it recorded anything."""
+    from model_garden.pipelines import report
+
+    if os.path.exists(metadata_path) and run_id in report.pipeline_runs(metadata_path):
+        click.echo(report.format_runs(report.component_runs(metadata_path, run_id)), err=True)
 
 
 def _versions(serving_dir: str):
@@ -405,7 +441,7 @@ def _versions(serving_dir: str):
 @_image_data_flags
 @_local_runner_flags
 def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images, labels_offset,
-            runner, direct_num_workers, direct_running_mode, no_cache):
+            runner, direct_num_workers, direct_running_mode, no_cache, no_wait):
     """Convert DATASET into sharded TFRecords and validate them.
 
     Runs ExampleGen -> StatisticsGen -> ExampleValidator against the curated
@@ -420,24 +456,28 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
     given = _image_options(dataset, shards, skip_bad_images, labels_offset)
     _check_output_root(output_root)
     input_base = _resolve_data_dir(dataset.name, data_dir)
-    try:
-        options = runners.local_data_options(
-            dataset.name, output_root, input_base, split=split, example_gen_options=given,
-            beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
-                                                          direct_running_mode),
-            enable_cache=not no_cache)
-        pipeline = factory.create_data_pipeline(dataset.name, options)
-    except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
-        raise click.ClickException(_one_line(e) if isinstance(e, OSError) else str(e)) from e
-    try:
-        runners.run_pipeline(pipeline, runner)
-    except Exception as e:  # a component failed: report it without the Beam traceback
-        if os.path.exists(options.metadata_path):
-            click.echo(report.format_runs(report.component_runs(options.metadata_path)), err=True)
-        raise click.ClickException(f"converting {dataset.name} failed; nothing of the failed "
-                                   f"component was published.\n{type(e).__name__}: {e}") from e
-    click.echo(report.format_runs(report.component_runs(options.metadata_path)))
-    click.echo(report.examples_summary(options.metadata_path))
+    options = runners.local_data_options(
+        dataset.name, output_root, input_base, split=split, example_gen_options=given,
+        beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
+                                                      direct_running_mode),
+        enable_cache=not no_cache)
+    run_id = runners.new_run_id()
+    with _exclusive(options, run_id, no_wait):
+        try:
+            pipeline = factory.create_data_pipeline(dataset.name, options)
+        except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
+            raise click.ClickException(_one_line(e) if isinstance(e, OSError) else str(e)) \
+                from e
+        try:
+            runners.run_pipeline(pipeline, runner, run_id)
+        except Exception as e:  # a component failed: report it without the Beam traceback
+            _echo_own_run(options.metadata_path, run_id)
+            raise click.ClickException(f"converting {dataset.name} failed; nothing of the "
+                                       f"failed component was published.\n"
+                                       f"{type(e).__name__}: {e}") from e
+    click.echo(f"run {run_id}")
+    click.echo(report.format_runs(report.component_runs(options.metadata_path, run_id)))
+    click.echo(report.examples_summary(options.metadata_path, run_id))
 
 
 @cli.command("compile")

@@ -11,9 +11,11 @@ Local output layout under one output root (``--output-root``)::
 API; they are imported from ``tfx.orchestration`` as the TFX guides do.
 """
 
+import contextlib
 import dataclasses
+import datetime
 import os
-from typing import List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from model_garden.pipelines.factory import PipelineOptions, create_pipeline
 from model_garden.pipelines.recipes import Recipe
@@ -71,37 +73,90 @@ def local_data_options(dataset_name: str, output_root: str, input_base: str,
                            serving_dir="", metadata_path=layout.metadata_path, **overrides)
 
 
-def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam") -> None:
-    """Runs ``recipe``'s pipeline on this machine.
+def new_run_id() -> str:
+    """A pipeline run id in BeamDagRunner's own format, ``20261207-051200.123456``."""
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S.%f")
+
+
+@contextlib.contextmanager
+def exclusive_run(options: PipelineOptions, run_id: str, wait: bool = True,
+                  on_wait: Optional[Callable] = None) -> Iterator[list]:
+    """The run lock of the folder holding ``options.metadata_path``, then crash recovery.
+
+    Inside, no other run uses this recipe's metadata, pipeline root or push
+    destination (:mod:`.run_lock`), and what an interrupted earlier run
+    left is marked abandoned and removed (:mod:`.recovery`).
+
+    Yields:
+      the :class:`~model_garden.pipelines.recovery.Abandoned` executions
+      found (usually none).
+
+    Raises:
+      RunLockBusy: another run holds the lock and ``wait`` is false.
+    """
+    from model_garden.pipelines import recovery, run_lock
+
+    with run_lock.exclusive(os.path.dirname(options.metadata_path), run_id, wait, on_wait):
+        yield recovery.abandon_unfinished(options.metadata_path, options.pipeline_root,
+                                          options.serving_dir, run_id)
+
+
+def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam",
+              run_id: Optional[str] = None) -> str:
+    """Runs ``recipe``'s pipeline on this machine, under its run lock (waiting for it).
 
     Args:
       recipe: the recipe.
       options: from :func:`local_options`.
       runner: ``"beam"`` (BeamDagRunner: components as a Beam graph) or
         ``"local"`` (LocalDagRunner: components in order, in process).
+      run_id: the pipeline run id (default :func:`new_run_id`).
+
+    Returns:
+      the run id: ``report.component_runs(options.metadata_path, run_id)``.
 
     Raises:
       ValueError: unknown runner.
       RuntimeError: (from TFX) a component failed; its outputs are not
         published, earlier artifacts and pushed models stay as they were.
     """
-    run_pipeline(create_pipeline(recipe, options), runner)
+    run_id = run_id or new_run_id()
+    with exclusive_run(options, run_id):
+        return run_pipeline(create_pipeline(recipe, options), runner, run_id)
 
 
-def run_pipeline(pipeline, runner: str = "beam") -> None:
+def run_pipeline(pipeline, runner: str = "beam", run_id: Optional[str] = None) -> str:
     """Runs a TFX pipeline with ``BeamDagRunner`` (``"beam"``) or ``LocalDagRunner`` (``"local"``).
+
+    The pipeline is compiled to its IR here and its run id set
+    (``runtime_parameter_utils.substitute_runtime_parameter``, as the runners'
+    own ``run_with_ir`` does with a clock-made id, which then finds nothing
+    left to set), so the caller knows which ML Metadata ``pipeline_run``
+    context is this run's. Our components declare no pip dependencies, so
+    compiling with ``Compiler().compile`` is what ``TfxRunner.run`` does.
+
+    Returns:
+      the run id (``run_id``, default :func:`new_run_id`).
 
     Raises:
       ValueError: unknown runner; RuntimeError (from TFX): a component failed.
     """
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; choose one of {RUNNERS}")
+    from tfx.dsl.compiler import compiler, constants
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    run_id = run_id or new_run_id()
+    ir = compiler.Compiler().compile(pipeline)
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
     if runner == "beam":
         from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-        BeamDagRunner().run(pipeline)
+        BeamDagRunner().run_with_ir(ir)
     else:
         from tfx import v1 as tfx
 
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        tfx.orchestration.LocalDagRunner().run_with_ir(ir)
+    return run_id
 
