@@ -117,6 +117,42 @@ def test_push_then_rerun_then_new_model(tmp_path, models):
     assert len(baseline_lib.pushed_versions(destination)) == 2
 
 
+def test_a_local_push_appears_whole_or_not_at_all(tmp_path, models, monkeypatch):
+    """TFX copies file by file into ``<destination>/<version>``; ours copies into
+    ``.push-<execution id>/`` and renames: while the files are copied the destination holds
+    no version folder, and a copy that fails half-way leaves neither a version nor staging."""
+    from tfx.dsl.io import fileio
+
+    destination = tmp_path / "serving"
+    seen, real_copy = [], fileio.copy
+
+    def copy_and_look(src, dst, *args, **kwargs):  # TFX's io_utils.copy_dir calls fileio.copy
+        if str(destination) in dst:
+            seen.append(sorted(os.listdir(destination)))
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(fileio, "copy", copy_and_look)
+    pushed = _pusher_call(_stage(tmp_path, "m1", models["a"][0]), str(destination))
+    assert len(seen) > 3 and all(names == [".push-m1-pushed"] for names in seen), seen
+    [version] = os.listdir(destination)
+    assert version.isdigit() and pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("pushed_destination") == str(destination / version)
+    assert os.path.isfile(destination / version / "saved_model.pb")
+
+    def fail_half_way(src, dst, *args, **kwargs):
+        if dst.endswith("saved_model.pb"):
+            raise OSError(28, "No space left on device", dst)
+        return real_copy(src, dst, *args, **kwargs)
+
+    import time
+
+    time.sleep(1.1)  # TFX versions are UNIX seconds
+    monkeypatch.setattr(fileio, "copy", fail_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        _pusher_call(_stage(tmp_path, "m2", models["b"][0]), str(destination))
+    assert os.listdir(destination) == [version]  # the served version only, nothing staged
+
+
 def test_same_saved_model_compares_the_fingerprint(tmp_path, models):
     a, b = models["a"][0], models["b"][0]
     assert pusher_lib.same_saved_model(a, a)

@@ -15,9 +15,21 @@ SavedModel without one, the same ``saved_model.pb`` and
 ``variables/variables.index``), it marks the output not pushed, as TFX does
 for an unblessed model (``pushed = 0``), and records why in the custom
 property ``not_pushed_reason`` and the version in ``same_as_version``.
+
+A push to a local folder is atomic: TFX's Pusher copies the SavedModel
+file by file into ``<destination>/<version>`` (``saved_model.pb`` last),
+so a Pusher killed mid-copy leaves a half-written version where TF Serving
+looks for models. Here TFX copies into ``<destination>/.push-<execution
+id>/<version>`` (not a version folder: TF Serving only loads numeric
+folders) and the finished copy is renamed into place, one ``rename(2)`` on
+the same file system. A staging folder a killed Pusher left is removed by
+the next run (:mod:`model_garden.pipelines.recovery`). Remote destinations
+(``gs://``) keep TFX's copy, where ``saved_model.pb`` last marks a complete
+version.
 """
 
 import logging
+import os
 import posixpath
 from typing import Optional
 
@@ -64,8 +76,16 @@ def _filesystem_destination(exec_properties) -> Optional[str]:
     return destination.filesystem.base_directory
 
 
+def staging_folder(destination: str, execution_id: str) -> str:
+    """Where a push to the local ``destination`` is copied before its rename into place."""
+    return os.path.join(destination, f".push-{execution_id}")
+
+
 class Executor(tfx_pusher.Executor):
-    """TFX's Pusher, which does not push again the model the destination already serves."""
+    """TFX's Pusher, which does not push again the model the destination already serves,
+    and pushes to a local folder atomically (see the module docstring)."""
+
+    _staged = None  # (staging folder, destination) while a local push is staged
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         base = _filesystem_destination(exec_properties)
@@ -81,4 +101,45 @@ class Executor(tfx_pusher.Executor):
                 model_push.set_string_custom_property("same_as_version", version)
                 logging.info("%s/%s already serves this model: not pushed again", base, version)
                 return
-        super().Do(input_dict, output_dict, exec_properties)
+        if not base or "://" in base:
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        staging = staging_folder(base, posixpath.basename(model_push.uri.rstrip("/")))
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+                                  destination)
+        destination.filesystem.base_directory = staging
+        self._staged = (staging, base)
+        try:
+            super().Do(input_dict, output_dict, {
+                **exec_properties,
+                standard_component_specs.PUSH_DESTINATION_KEY:
+                    proto_utils.proto_to_json(destination)})
+        finally:
+            self._staged = None
+            if fileio.exists(staging):
+                fileio.rmtree(staging)
+
+    def _MarkPushed(self, model_push, pushed_destination: str,
+                    pushed_version: Optional[str] = None) -> None:
+        """Moves a staged push into place (one rename), then records it as TFX does.
+
+        Raises:
+          FileExistsError: the version folder appeared meanwhile (a push by
+            hand, or another run without the run lock); the staged copy is
+            removed and nothing is overwritten.
+        """
+        if self._staged:
+            staging, base = self._staged
+            final = os.path.join(base, os.path.relpath(pushed_destination, staging))
+            if os.path.exists(final):
+                raise FileExistsError(f"{final}: this version was pushed meanwhile; "
+                                      "not overwritten")
+            os.rename(pushed_destination, final)
+            logging.info("Model moved into place at %s.", final)
+            pushed_destination = final
+        super()._MarkPushed(model_push, pushed_destination, pushed_version)
