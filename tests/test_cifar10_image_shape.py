@@ -1,0 +1,105 @@
+"""Issue 13: an image of the wrong size or channels is refused by the CIFAR-10 ExampleGen.
+
+A 64x64 JPEG among CIFAR-10's 32x32 ones used to pass the ExampleGen and
+fail in the Trainer (a TF shape error) or the Evaluator (the JPEG bytes in
+the message). Now the ExampleGen refuses it, naming the file and both
+shapes, before any example is written. Every bad image here is made from a
+real photo of ``shared/data/cifar10`` (resized, converted to grayscale, to
+RGBA PNG, ...) in a tmp copy of a small image-folder layout; the channels
+the header reader reports are checked against what TensorFlow decodes.
+"""
+
+import glob
+import io
+import os
+import re
+
+import pytest
+
+from model_garden.datasets import image_folder
+
+JPG = "cifar-10-images-jpg"
+CLASSES = ("cat", "dog")
+
+
+def _real_jpeg(data_root, split="test", class_name="cat", index=1) -> str:
+    return os.path.join(data_root, "cifar10", JPG, split, class_name, f"{index:04d}.jpg")
+
+
+def _encode(data_root, mode: str, size=(32, 32), image_format="JPEG") -> bytes:
+    """A real CIFAR-10 JPEG converted with PIL to ``mode`` at ``size`` (width, height)."""
+    from PIL import Image
+
+    image = Image.open(_real_jpeg(data_root)).convert("RGB")
+    if image.size != size:
+        image = image.resize(size, Image.BICUBIC)
+    out = io.BytesIO()
+    image.convert(mode).save(out, format=image_format)
+    return out.getvalue()
+
+
+#: name -> (file name, PIL mode, size (w, h), format, header shape (h, w, c)).
+BAD = {
+    "64x64 jpeg": ("0001.jpg", "RGB", (64, 64), "JPEG", (64, 64, 3)),
+    "32x48 png": ("0001.png", "RGB", (48, 32), "PNG", (32, 48, 3)),
+    "grayscale jpeg": ("0001.jpg", "L", (32, 32), "JPEG", (32, 32, 1)),
+    "grayscale png": ("0001.png", "L", (32, 32), "PNG", (32, 32, 1)),
+    "grayscale+alpha png": ("0001.png", "LA", (32, 32), "PNG", (32, 32, 2)),
+    "rgba png": ("0001.png", "RGBA", (32, 32), "PNG", (32, 32, 4)),
+    "cmyk jpeg": ("0001.jpg", "CMYK", (32, 32), "JPEG", (32, 32, 4)),
+}
+
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_header_shape_is_what_tensorflow_decodes(tmp_path, data_root, case):
+    """The channels come from the header (PNG colour type, JPEG frame components) and
+    are what TensorFlow decodes, except CMYK: 4 components, which it decodes to RGB."""
+    import tensorflow as tf
+
+    _, mode, size, image_format, shape = BAD[case]
+    data = _encode(data_root, mode, size, image_format)
+    path = str(tmp_path / f"image.{image_format.lower()}")
+    with open(path, "wb") as f:
+        f.write(data)
+    image = image_folder.read_image(path)
+    assert image.shape == shape
+    decoded = tuple(tf.io.decode_image(data, expand_animations=False).shape)
+    assert decoded == (shape[:2] + (3,) if mode == "CMYK" else shape)
+
+
+def test_real_cifar_and_imagenet_headers_have_their_channels(data_root):
+    """Real files: CIFAR's JPEGs and PNGs are 32x32x3; the ImageNet sample's pencil
+    sharpener is a grayscale JPEG (1 component), as TensorFlow decodes it."""
+    import tensorflow as tf
+
+    files = (sorted(glob.glob(os.path.join(data_root, "cifar10", JPG, "test", "cat", "*.jpg")))
+             + sorted(glob.glob(os.path.join(data_root, "cifar10", "kaggle-train-png-first200",
+                                             "frog", "*.png"))))
+    assert files
+    for path in files:
+        assert image_folder.read_image(path).shape == (32, 32, 3), path
+    gray = os.path.join(data_root, "imagenet", "sample-images", "n03908714_pencil_sharpener.JPEG")
+    image = image_folder.read_image(gray)
+    decoded = tf.io.decode_image(image.encoded, expand_animations=False)
+    assert image.channels == 1 and image.shape == tuple(decoded.shape)
+
+
+@pytest.mark.parametrize("name", [f"{JPG}/train/cat/0000.jpg",
+                                  "kaggle-train-png-first200/frog/1.png"])
+def test_an_impossible_channel_count_is_refused(tmp_path, data_root, name):
+    """A JPEG frame of 2 components or a PNG colour type 5: nothing decodes them."""
+    with open(os.path.join(data_root, "cifar10", name), "rb") as f:
+        data = bytearray(f.read())
+    if name.endswith(".png"):
+        data[25] = 5  # IHDR colour type
+        expected = "PNG colour type 5 is not one of"
+    else:
+        sof = next(i for i in range(2, len(data) - 1)
+                   if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+        data[sof + 9] = 2  # SOFn component count
+        expected = "the JPEG header says 2 colour components"
+    bad = tmp_path / os.path.basename(name)
+    bad.write_bytes(bytes(data))
+    with pytest.raises(image_folder.ImageFolderError, match=f"^{re.escape(str(bad))}: {expected}"):
+        image_folder.read_image(str(bad))
