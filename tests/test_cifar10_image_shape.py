@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from model_garden.datasets import image_folder
+from model_garden.datasets import get_dataset, image_folder
 
 JPG = "cifar-10-images-jpg"
 CLASSES = ("cat", "dog")
@@ -103,3 +103,14 @@ def test_an_impossible_channel_count_is_refused(tmp_path, data_root, name):
     bad.write_bytes(bytes(data))
     with pytest.raises(image_folder.ImageFolderError, match=f"^{re.escape(str(bad))}: {expected}"):
         image_folder.read_image(str(bad))
+
+
+def test_registry_shape_is_the_cifar10_schema_shape():
+    from model_garden.datasets import cifar10
+    from model_garden.schemas import cifar10 as schema
+
+    assert get_dataset("cifar10").image_shape == (32, 32, 3)
+    assert get_dataset("cifar10").image_shape == (schema.HEIGHT, schema.WIDTH, schema.CHANNELS)
+    assert (cifar10.HEIGHT, cifar10.WIDTH) == (32, 32)
+    for name in ("flowers", "imagenet", "mnist", "census"):  # sizes vary / fixed by the format
+        assert get_dataset(name).image_shape is None, name
