@@ -13,10 +13,15 @@ import glob
 import io
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
-from model_garden.datasets import get_dataset, image_folder
+from model_garden.components import cifar10_example_gen as gen
+from model_garden.datasets import SplitSpec, get_dataset, image_folder
+from tests.test_cifar10_example_gen import _run_do
 
 JPG = "cifar-10-images-jpg"
 CLASSES = ("cat", "dog")
@@ -49,6 +54,32 @@ BAD = {
     "cmyk jpeg": ("0001.jpg", "CMYK", (32, 32), "JPEG", (32, 32, 4)),
 }
 
+
+def _small_folder(tmp_path, data_root, per_class=3) -> str:
+    """``<tmp>/cifar10/{train,test}/{cat,dog}/000N.jpg``: real JPEGs, copied."""
+    base = tmp_path / "cifar10"
+    for split in ("train", "test"):
+        for class_name in CLASSES:
+            folder = base / split / class_name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                shutil.copy(_real_jpeg(data_root, split, class_name, i), folder)
+    return str(base)
+
+
+def _plant(base: str, data_root, case: str) -> str:
+    """Replaces ``test/cat/0001.jpg`` of ``base`` by the bad image ``case``; its path."""
+    name, mode, size, image_format, _ = BAD[case]
+    os.remove(os.path.join(base, "test", "cat", "0001.jpg"))
+    path = os.path.join(base, "test", "cat", name)
+    with open(path, "wb") as f:
+        f.write(_encode(data_root, mode, size, image_format))
+    return path
+
+
+def _message(path: str, shape) -> str:
+    return (f"^{re.escape(path)}: image is {'x'.join(map(str, shape))}, "
+            "cifar10 images are 32x32x3")
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -114,3 +145,57 @@ def test_registry_shape_is_the_cifar10_schema_shape():
     assert (cifar10.HEIGHT, cifar10.WIDTH) == (32, 32)
     for name in ("flowers", "imagenet", "mnist", "census"):  # sizes vary / fixed by the format
         assert get_dataset(name).image_shape is None, name
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_wrong_shape_is_refused_naming_the_file_and_both_shapes(tmp_path, data_root, case):
+    base = _small_folder(tmp_path, data_root, per_class=2)
+    path = _plant(base, data_root, case)
+    with pytest.raises(image_folder.ImageFolderError, match=_message(path, BAD[case][4]) + "$"):
+        gen.file_example(path, list(CLASSES))
+    good = os.path.join(base, "test", "cat", "0000.jpg")  # its neighbour is still read
+    assert gen.file_example(good, list(CLASSES)).features.feature["image/height"].int64_list.value == [32]
+
+
+@pytest.mark.parametrize("case,split", [("64x64 jpeg", "official"), ("rgba png", "hash")])
+def test_the_executor_fails_before_writing_any_example(tmp_path, data_root, case, split):
+    """The real ExampleGen executor (Beam in-process): the run fails at the bad file;
+    no example file, no label names are written."""
+    base = _small_folder(tmp_path, data_root)
+    path = _plant(base, data_root, case)
+    out = tmp_path / "out"
+    with pytest.raises(image_folder.ImageFolderError, match=_message(path, BAD[case][4])):
+        _run_do(base, str(out), SplitSpec.parse(split))
+    written = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files]
+    assert written == []  # TFX's WriteSplit reshuffles first: the write stage never ran
+
+
+@pytest.mark.slow
+def test_model_garden_run_fails_at_the_example_gen(tmp_path, data_root):
+    """``model-garden run cifar10_resnet20``: ExampleGen FAILED, the cause on the last
+    line (file and both shapes), nothing after it ran, nothing published."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from model_garden.pipelines import report
+
+    base = _small_folder(tmp_path, data_root)
+    path = _plant(base, data_root, "64x64 jpeg")
+    root = tmp_path / "root"
+    cmd = [sys.executable, "-m", "model_garden.cli", "run", "cifar10_resnet20",
+           "--data-dir", base, "--output-root", str(root), "--train-steps", "1",
+           "--eval-steps", "1", "--direct-running-mode", "in_memory"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.match("ImageFolderError: " + _message(path, (64, 64, 3))[1:], last), \
+        proc.stderr[-3000:]
+    assert "Error: the cifar10_resnet20 pipeline failed" in proc.stderr
+    metadata = str(root / "cifar10_resnet20" / "metadata.sqlite")
+    runs = {r.node_id: r for r in report.component_runs(metadata)}
+    assert runs["ExampleGen"].state == "FAILED"
+    assert not {"Transform", "Trainer", "Evaluator", "Pusher"} & set(runs), runs
+    store = report.open_store(metadata)
+    outputs = [e.artifact_id for e in store.get_events_by_execution_ids(
+        [runs["ExampleGen"].execution_id]) if e.type == e.OUTPUT]
+    states = {a.state for a in store.get_artifacts_by_id(outputs)}
+    assert metadata_store_pb2.Artifact.LIVE not in states
