@@ -12,7 +12,15 @@ The executor finds the layout under ``input_base`` (first match wins):
 and writes one TF-Slim-format ``tf.train.Example`` per image
 (:mod:`model_garden.components.image_example`): batch images as PNG
 (lossless, 32x32), image-folder files with their original bytes and
-format (``jpeg`` or ``png``) and header height/width.
+format (``jpeg`` or ``png``) and header height/width. An image file whose
+header is not 32x32 RGB (CIFAR-10's ``image_shape`` in the dataset
+registry: another size, grayscale, RGBA, CMYK) fails the run here with one
+:class:`~model_garden.datasets.image_folder.ImageFolderError` naming the
+file and both shapes (``.../cat/0001.jpg: image is 64x64x3, cifar10 images
+are 32x32x3``); it used to pass and fail in the Trainer (a TF shape error)
+or the Evaluator (the JPEG bytes in the message). Nothing is written: TFX's
+``WriteSplit`` reshuffles before writing, so in a batch pipeline the write
+stage starts only after every file has been read and checked.
 
 Labels are indices into the ``batches.meta`` (``batches.meta.txt``) order
 when such a file is found (for image folders: in ``input_base/
@@ -40,7 +48,9 @@ from model_garden.components.file_example_gen import (
 from model_garden.components.input_spans import SPAN_DIR_FORMAT, list_spans
 from model_garden.components import image_example
 from model_garden.datasets import cifar10, image_folder
+from model_garden.datasets.registry import get_dataset
 
+DATASET = "cifar10"
 LABEL_NAMES_FILE = "label_names.txt"
 LABEL_NAMES_PROPERTY = "label_names"
 
@@ -158,10 +168,24 @@ def _batch_examples(path: str, kind: str, num_classes: int):
         yield image_example.png_example(pixels, int(label))
 
 
-def _file_example(path: str, class_names: List[str]):
-    """One ``tf.train.Example`` holding an image file's original bytes."""
+def file_example(path: str, class_names: List[str]):
+    """One ``tf.train.Example`` holding an image file's original bytes.
+
+    Args:
+      path: a PNG or JPEG file under ``<split>/<class>/``.
+      class_names: label order (its class folder's index is the label).
+
+    Returns:
+      A TF-Slim ``tf.train.Example`` (:func:`image_example.image_to_tfexample`).
+
+    Raises:
+      ImageFolderError: the class folder is not one of ``class_names``, the
+        header is broken, or the image is not CIFAR-10's ``image_shape``
+        (32x32x3, from the header: height, width, channels).
+    """
     item = image_folder.image_file(path, class_names)
     image = image_folder.read_image(path)
+    image_folder.check_shape(image, path, get_dataset(DATASET).image_shape, DATASET)
     return image_example.image_to_tfexample(
         image.encoded, image.image_format, image.height, image.width, item.label
     )
@@ -190,7 +214,7 @@ def _CifarToExample(  # pylint: disable=invalid-name
     return (
         pipeline
         | "Files" >> beam.Create(files)
-        | "Read" >> beam.Map(_file_example, names)
+        | "Read" >> beam.Map(file_example, names)
     )
 
 

@@ -41,7 +41,7 @@ def normalize_image(data: bytes, path: str) -> EncodedImage:
       :class:`~model_garden.datasets.image_folder.EncodedImage`: the original
       bytes when they are a 3-channel JPEG or an 8-bit RGB ``.png``, else an
       RGB JPEG (quality 100) of the decoded pixels; ``height`` and ``width``
-      of the decoded image.
+      of the decoded image, ``channels`` 3.
 
     Raises:
       BadImageError: the file is empty, truncated or not an image (names ``path``).
@@ -58,6 +58,6 @@ def normalize_image(data: bytes, path: str) -> EncodedImage:
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
     image_format = _keep_as_is(data, path)
     if image_format:
-        return EncodedImage(data, image_format, height, width)
+        return EncodedImage(data, image_format, height, width, channels=3)
     encoded = tf.io.encode_jpeg(pixels, format="rgb", quality=JPEG_QUALITY).numpy()
-    return EncodedImage(encoded, "jpeg", height, width)
+    return EncodedImage(encoded, "jpeg", height, width, channels=3)

@@ -5,8 +5,9 @@ converter (``research/slim/datasets/download_and_convert_flowers.py``: one
 folder per class, label = index of the class in sorted order) and of the
 JPEG/PNG copies of CIFAR-10 (``train/airplane/0000.jpg``). Files are read
 as their original encoded bytes; nothing is decoded. The format (``png`` or
-``jpeg``) and the true height and width come from the file header, not
-from the file name.
+``jpeg``), the true height and width and the number of colour channels come
+from the file header, not from the file name; a dataset of fixed image size
+(CIFAR-10's 32x32x3) refuses any other with :func:`check_shape`.
 
 Pure Python (no TensorFlow), so that ExampleGens for CIFAR-10, flowers and
 ImageNet can share it inside Beam workers.
@@ -51,12 +52,21 @@ class EncodedImage:
       image_format: ``"png"`` or ``"jpeg"`` (TF-Slim's ``image/format``).
       height: pixels (from the PNG ``IHDR`` or the JPEG ``SOFn`` header).
       width: pixels.
+      channels: the colour channels the header declares: 1 grayscale, 2
+        grayscale + alpha, 3 RGB (a JPEG's YCbCr), 4 RGBA or a JPEG's
+        CMYK/YCCK (see :func:`sniff_image`).
     """
 
     encoded: bytes
     image_format: str
     height: int
     width: int
+    channels: int
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        """``(height, width, channels)``, as the header says (see :func:`sniff_image`)."""
+        return self.height, self.width, self.channels
 
 
 def _gfile():
@@ -186,23 +196,32 @@ def list_images(
     return files
 
 
-def _png_size(data: bytes, path: str) -> Tuple[int, int]:
-    # 8-byte signature, then the IHDR chunk: length, b"IHDR", width, height.
-    if len(data) < 24 or data[12:16] != b"IHDR":
+#: PNG IHDR colour type -> channels (PNG spec 11.2.2): 0 grayscale, 2 RGB,
+#: 3 palette (its PLTE entries are RGB; a tRNS transparency chunk is not read),
+#: 4 grayscale + alpha, 6 RGBA.
+PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+#: JPEG frame component counts that decode (ITU T.81 allows 1-255; libjpeg and
+#: TensorFlow's decode_jpeg read grayscale, YCbCr/RGB and CMYK/YCCK).
+JPEG_CHANNELS = (1, 3, 4)
+
+
+def _png_header(data: bytes, path: str) -> Tuple[int, int, int]:
+    """``(height, width, channels)`` from a PNG's ``IHDR`` chunk."""
+    # 8-byte signature, then the IHDR chunk: length, b"IHDR", width, height,
+    # bit depth (byte 24), colour type (byte 25).
+    if len(data) < 26 or data[12:16] != b"IHDR":
         raise ImageFolderError(f"{path}: PNG without an IHDR header")
     width, height = struct.unpack(">II", data[16:24])
-    return height, width
+    if data[25] not in PNG_CHANNELS:
+        raise ImageFolderError(f"{path}: PNG colour type {data[25]} is not one of "
+                               f"{sorted(PNG_CHANNELS)}")
+    return height, width, PNG_CHANNELS[data[25]]
 
 
 # JPEG start-of-frame markers (ITU T.81 table B.1): SOF0-3, 5-7, 9-11, 13-15.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers without a length field: TEM, RSTn, SOI, EOI.
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
-
-
-def _jpeg_size(data: bytes, path: str) -> Tuple[int, int]:
-    height, width, _ = jpeg_frame(data, path)
-    return height, width
 
 
 def jpeg_frame(data: bytes, path: str = "<bytes>") -> Tuple[int, int, int]:
@@ -240,30 +259,39 @@ def jpeg_frame(data: bytes, path: str = "<bytes>") -> Tuple[int, int, int]:
     raise ImageFolderError(f"{path}: JPEG without a frame (SOFn) header")
 
 
-def sniff_image(data: bytes, path: str = "<bytes>") -> Tuple[str, int, int]:
-    """``(format, height, width)`` of encoded image bytes, from the header.
+def sniff_image(data: bytes, path: str = "<bytes>") -> Tuple[str, int, int, int]:
+    """``(format, height, width, channels)`` of encoded image bytes, from the header.
+
+    Channels: a PNG's colour type (:data:`PNG_CHANNELS`), a JPEG's frame
+    component count (1 grayscale, 3 YCbCr, 4 CMYK/YCCK; :func:`jpeg_frame`).
+    That is the channel count ``tf.io.decode_image`` gives, except for a
+    4-component JPEG, which TensorFlow converts to RGB (3).
 
     Args:
       data: PNG or JPEG file bytes.
       path: named in errors.
 
     Returns:
-      ``("png" | "jpeg", height, width)``.
+      ``("png" | "jpeg", height, width, channels)``.
 
     Raises:
-      ImageFolderError: neither PNG nor JPEG, a broken header, or a height
-        or width of 0.
+      ImageFolderError: neither PNG nor JPEG, a broken header, an unknown
+        PNG colour type, a JPEG of other than 1, 3 or 4 components, or a
+        height or width of 0.
     """
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        image_format, (height, width) = "png", _png_size(data, path)
+        image_format, (height, width, channels) = "png", _png_header(data, path)
     elif data[:3] == b"\xff\xd8\xff":
-        image_format, (height, width) = "jpeg", _jpeg_size(data, path)
+        image_format, (height, width, channels) = "jpeg", jpeg_frame(data, path)
     else:
         raise ImageFolderError(f"{path}: neither PNG nor JPEG (starts {data[:8]!r})")
     if height == 0 or width == 0:  # nothing decodes it (a JPEG's DNL height is not supported)
         raise ImageFolderError(f"{path}: the {image_format.upper()} header says "
                                f"{height}x{width} pixels (height x width): an empty image")
-    return image_format, height, width
+    if image_format == "jpeg" and channels not in JPEG_CHANNELS:  # libjpeg, TF: 1, 3 or 4
+        raise ImageFolderError(f"{path}: the JPEG header says {channels} colour components, "
+                               f"not one of {JPEG_CHANNELS}")
+    return image_format, height, width, channels
 
 
 def read_image(path: str) -> EncodedImage:
@@ -273,8 +301,32 @@ def read_image(path: str) -> EncodedImage:
       ImageFolderError: as :func:`sniff_image`, naming ``path``.
     """
     data = read_bytes(path)
-    image_format, height, width = sniff_image(data, path)
-    return EncodedImage(data, image_format, height, width)
+    return EncodedImage(data, *sniff_image(data, path))
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``(32, 32, 3)`` -> ``"32x32x3"`` (height x width x channels)."""
+    return "x".join(map(str, shape))
+
+
+def check_shape(image: EncodedImage, path: str, shape: Tuple[int, int, int],
+                dataset: str) -> None:
+    """Refuses an image whose header shape is not the dataset's fixed ``shape``.
+
+    Args:
+      image: the file's :class:`EncodedImage` (from :func:`read_image`).
+      path: the file, named in the error.
+      shape: ``(height, width, channels)`` every image of ``dataset`` has
+        (:attr:`model_garden.datasets.registry.Dataset.image_shape`).
+      dataset: the dataset's name, for the message.
+
+    Raises:
+      ImageFolderError: ``"<path>: image is 64x64x3, cifar10 images are
+        32x32x3"``.
+    """
+    if image.shape != tuple(shape):
+        raise ImageFolderError(f"{path}: image is {format_shape(image.shape)}, {dataset} "
+                               f"images are {format_shape(shape)}")
 
 
 def find_roots(base: str, splits: Iterable[str] = ("train", "test")) -> List[str]:

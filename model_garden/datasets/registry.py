@@ -92,6 +92,12 @@ class Dataset:
         the splits differ; these are the official files'.
       manual_download: for a dataset that cannot be downloaded here (ImageNet
         needs an account), what the user must do; ``files`` is then empty.
+      image_shape: ``(height, width, channels)`` of every image, for a
+        dataset of fixed image size (CIFAR-10: ``(32, 32, 3)``); its
+        ExampleGen refuses an image file of another shape, read from the
+        file's header, naming the file and both shapes. ``None`` where sizes
+        vary (flowers, ImageNet: the preprocessing resizes), where the raw
+        format itself fixes them (MNIST's idx header) and for tabular data.
     """
 
     name: str
@@ -101,6 +107,7 @@ class Dataset:
     files: Sequence[RemoteFile]
     example_gen: str = ""
     manual_download: str = ""
+    image_shape: Optional[Tuple[int, int, int]] = None
 
     def __post_init__(self):
         if not self.example_gen:  # the convention: components/<name>_example_gen.py
@@ -167,10 +174,10 @@ DATASETS.register(Dataset(
 
 # CIFAR-10, python version: https://www.cs.toronto.edu/~kriz/cifar.html
 # (Krizhevsky 2009: "60000 32x32 colour images in 10 classes ... 50000 training
-# images and 10000 test images").
+# images and 10000 test images"; colour = RGB, the batches' 3 planes).
 DATASETS.register(Dataset(
     name="cifar10", homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
-    num_classes=10, split_sizes={"train": 50_000, "test": 10_000},
+    num_classes=10, split_sizes={"train": 50_000, "test": 10_000}, image_shape=(32, 32, 3),
     files=_remote(("https://www.cs.toronto.edu/~kriz/",), "cifar-10-python.tar.gz",
                   extract="cifar-10-batches-py")))
 
