@@ -137,6 +137,12 @@ def test_a_killed_runs_execution_is_abandoned_and_only_its_outputs_removed(tmp_p
     (serving / "1764000000").mkdir()
     (serving / "1764000000" / "saved_model.pb").write_bytes(b"served")
 
+    problems = recovery.integrity_problems(metadata, pipeline_root, str(serving))
+    assert [p for p in problems if "is still RUNNING" in p] == [
+        f"execution {running.execution_id} (HalfDone) is still RUNNING"]
+    assert f"{partial}: output of a RUNNING execution" in problems
+    assert f"{staged.parent}: a staged push left behind" in problems
+
     [abandoned] = recovery.abandon_unfinished(metadata, pipeline_root, str(serving), "next-run")
     assert abandoned.node_id == "HalfDone"
     assert str(staged.parent) in abandoned.removed
@@ -153,6 +159,7 @@ def test_a_killed_runs_execution_is_abandoned_and_only_its_outputs_removed(tmp_p
     [execution] = store.get_executions_by_id([abandoned.execution_id])
     assert execution.custom_properties[recovery.ABANDONED_BY].string_value == "next-run"
     assert recovery.abandon_unfinished(metadata, pipeline_root, str(serving), "again") == []
+    assert recovery.integrity_problems(metadata, pipeline_root, str(serving)) == []
 
     # The next run: Published from TFX's cache, HalfDone afresh to the end.
     done = subprocess.run([sys.executable, os.path.join(HERE, "killable_pipeline.py"),
@@ -161,3 +168,4 @@ def test_a_killed_runs_execution_is_abandoned_and_only_its_outputs_removed(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     states = {r.node_id: r.state for r in report.component_runs(metadata, "next-run")}
     assert states == {"Published": "CACHED", "HalfDone": "COMPLETE"}
+    assert recovery.integrity_problems(metadata, pipeline_root, str(serving)) == []

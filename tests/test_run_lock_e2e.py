@@ -103,9 +103,9 @@ def test_the_killed_trainer_is_abandoned_and_its_partial_outputs_removed(runs):
     for key in ("model", "model_run"):
         assert not os.path.exists(os.path.join(root, "mnist", "pipeline", "Trainer", key,
                                                str(trainer)))
-    # Nothing is left RUNNING in ML Metadata.
-    assert all(r.state != "RUNNING" for run in report.pipeline_runs(_metadata(root))
-               for r in report.component_runs(_metadata(root), run))
+    # Nothing is left RUNNING in ML Metadata, no partial output, no partial push.
+    assert recovery.integrity_problems(_metadata(root), os.path.join(root, "mnist", "pipeline"),
+                                       os.path.join(root, "serving", "mnist")) == []
 
 
 def test_each_run_reports_its_own_components_and_the_second_pushes(runs):

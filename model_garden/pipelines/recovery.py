@@ -140,3 +140,63 @@ def describe(abandoned: List[Abandoned]) -> str:
         f"recovered from an interrupted run: {a.node_id or 'execution'} (execution "
         f"{a.execution_id}) marked abandoned, {len(a.removed)} partial output(s) removed"
         for a in abandoned)
+
+
+def integrity_problems(metadata_path: str, pipeline_root: str, serving_dir: str) -> List[str]:
+    """What is wrong with a recipe's local outputs between runs (``[]``: nothing).
+
+    Checks, with no run in progress (hold the run lock):
+
+    * ML Metadata: no execution left ``NEW`` or ``RUNNING``; every ``LIVE``
+      artifact's URI exists;
+    * the pipeline root: every output folder ``<node>/<key>/<execution id>``
+      belongs to a ``COMPLETE`` execution (TFX removes a failed execution's
+      outputs; :func:`abandon_unfinished` a killed one's);
+    * the push destination: every version folder holds ``saved_model.pb``
+      (TFX copies it last) and no staged push is left.
+
+    Returns:
+      one line per problem, naming the execution, artifact or folder.
+    """
+    problems: List[str] = []
+    if os.path.isfile(metadata_path):
+        from ml_metadata import metadata_store
+        from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+        config = mlmd.ConnectionConfig()
+        config.sqlite.filename_uri = metadata_path
+        config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READONLY
+        store = metadata_store.MetadataStore(config)
+        executions = {e.id: e for e in store.get_executions()}
+        node_of = _node_ids(store)
+        for e in executions.values():
+            if e.last_known_state in (mlmd.Execution.NEW, mlmd.Execution.RUNNING):
+                problems.append(f"execution {e.id} ({node_of.get(e.id, e.type)}) is still "
+                                f"{mlmd.Execution.State.Name(e.last_known_state)}")
+        for artifact in store.get_artifacts():
+            if artifact.state == mlmd.Artifact.LIVE and artifact.uri and \
+                    "://" not in artifact.uri and not os.path.exists(artifact.uri):
+                problems.append(f"artifact {artifact.id} is LIVE but {artifact.uri} is missing")
+        complete = {i for i, e in executions.items() if e.last_known_state == mlmd.Execution.COMPLETE}
+        if os.path.isdir(pipeline_root):
+            for node in sorted(os.listdir(pipeline_root)):
+                node_dir = os.path.join(pipeline_root, node)
+                for key in sorted(os.listdir(node_dir)) if os.path.isdir(node_dir) else []:
+                    key_dir = os.path.join(node_dir, key)
+                    if key.startswith(".") or not os.path.isdir(key_dir):
+                        continue
+                    for name in sorted(os.listdir(key_dir)):
+                        if name.isdigit() and int(name) not in complete:
+                            state = executions.get(int(name))
+                            what = (mlmd.Execution.State.Name(state.last_known_state)
+                                    if state else "unknown")
+                            problems.append(f"{os.path.join(key_dir, name)}: output of a "
+                                            f"{what} execution")
+    if serving_dir and os.path.isdir(serving_dir):
+        for name in sorted(os.listdir(serving_dir)):
+            path = os.path.join(serving_dir, name)
+            if name.startswith(".push-"):
+                problems.append(f"{path}: a staged push left behind")
+            elif name.isdigit() and not os.path.isfile(os.path.join(path, "saved_model.pb")):
+                problems.append(f"{path}: an incomplete served version (no saved_model.pb)")
+    return problems
