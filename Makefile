@@ -16,7 +16,7 @@ OUTPUT ?= model-garden-output
 
 IMAGE ?= model-garden:dev
 
-.PHONY: setup lock demo test test-fast test-slow fuzz bench image base-image kfp-venv kfp-local clean
+.PHONY: setup lock demo test test-fast test-slow fuzz bench bench-faults image base-image kfp-venv kfp-local clean
 
 setup:  ## venv (Python 3.10) from the committed lock, package installed
 	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found (pyenv install 3.10)"; exit 1; }
@@ -54,6 +54,11 @@ fuzz:  ## long fuzzing run of the data readers by hand (FUZZ_EXAMPLES=2000 per r
 
 bench:  ## benchmarks: print the results table
 	$(PY) benchmarks/run.py
+
+# kill -9 at each component of the MNIST recipe, a full disk (a small tmpfs:
+# run as root) and a concurrent second run; 30-40 minutes on 2 cores.
+bench-faults:  ## fault-injection benchmark by hand: print its table
+	$(PY) -m benchmarks.faults
 
 # The pipeline image: docker where a Docker Engine answers, else podman
 # (a docker CLI whose DOCKER_HOST is podman's API socket counts as podman: its

@@ -42,15 +42,14 @@ Target: the TFX Trainer at least 0.95x plain Keras (configuration 2), as
 the median of the per-round images/s ratios.
 """
 
-import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict
 
-from benchmarks.common import markdown_table
+from benchmarks.common import (fit_throughput, markdown_table, paired_rounds, pipeline_alone,
+                               transform_artifacts)
 
 BATCH = 128
 NET = "resnet_v1_20_cifar"  # ResNet-20 v1 (model_garden.nets)
@@ -80,12 +79,8 @@ def _pipeline_artifacts(input_base: str, out: str) -> Dict:
       ``{"fn_args": FnArgs (train_files, data_accessor, ...), "transform_graph": uri}``,
       built by TFX's own ``fn_args_utils.get_common_fn_args`` as the Trainer does.
     """
-    from tfx.components.trainer import fn_args_utils
-    from tfx.components.transform import executor as transform_executor
-    from tfx.proto import trainer_pb2, transform_pb2
     from tfx.types import standard_artifacts
     from tfx.types import standard_component_specs as specs
-    from tfx.utils import proto_utils
 
     from model_garden.components import cifar10_example_gen as gen
     from model_garden.datasets import SplitSpec
@@ -99,36 +94,8 @@ def _pipeline_artifacts(input_base: str, out: str) -> Dict:
         specs.INPUT_CONFIG_KEY: component.exec_properties[specs.INPUT_CONFIG_KEY],
         specs.OUTPUT_CONFIG_KEY: component.exec_properties[specs.OUTPUT_CONFIG_KEY],
     })
-    schema = standard_artifacts.Schema()
-    schema.uri = os.path.join(out, "schema")
-    os.makedirs(schema.uri)
-    shutil.copy(cifar_schema.SCHEMA_FILE, os.path.join(schema.uri, "schema.pbtxt"))
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = os.path.join(out, "transform_graph")
-    transform_executor.Executor().Do(
-        {specs.EXAMPLES_KEY: [examples], specs.SCHEMA_KEY: [schema]},
-        {specs.TRANSFORM_GRAPH_KEY: [graph]},  # materialize=False: no transformed examples
-        {
-            specs.PREPROCESSING_FN_KEY: "model_garden.schemas.cifar10.preprocessing_fn",
-            specs.SPLITS_CONFIG_KEY: proto_utils.proto_to_json(
-                transform_pb2.SplitsConfig(analyze=["train"], transform=["train"])),
-            specs.DISABLE_STATISTICS_KEY: 1,
-            specs.FORCE_TF_COMPAT_V1_KEY: 0,
-            specs.CUSTOM_CONFIG_KEY: "null",
-        },
-    )
-    input_dict = {
-        specs.EXAMPLES_KEY: [examples],
-        specs.TRANSFORM_GRAPH_KEY: [graph],
-        specs.SCHEMA_KEY: [schema],
-    }
-    exec_properties = {
-        specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
-        specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["test"])),
-        specs.CUSTOM_CONFIG_KEY: json.dumps({}),
-    }
-    return {"fn_args": fn_args_utils.get_common_fn_args(input_dict, exec_properties),
-            "transform_graph": graph.uri}
+    return transform_artifacts(examples, cifar_schema.SCHEMA_FILE,
+                               "model_garden.schemas.cifar10.preprocessing_fn", out)
 
 
 def _decoded_train_images(input_base: str):
@@ -165,52 +132,6 @@ def _new_model():
     model = nets.build(NET, num_classes=10)
     image_classifier.compile_model(model, image_classifier.learning_rate_schedule(BATCH, 50000))
     return model
-
-
-def _step_clock():
-    """A Keras callback whose ``stamps`` get ``(wall s, process CPU s)`` at each step's end.
-
-    Process CPU time (``time.process_time``) sums every thread of this
-    process: the model's and tf.data's.
-    """
-    import tensorflow as tf
-
-    class StepClock(tf.keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.stamps: List[Tuple[float, float]] = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.stamps.append((time.perf_counter(), time.process_time()))
-
-    return StepClock()
-
-
-def _throughput(model, fit_kwargs) -> Tuple[float, float]:
-    """One ``fit`` of ``WARMUP_STEPS + TIMED_STEPS`` steps, measured on the timed steps.
-
-    Returns:
-      ``(images per wall second, images per CPU second of this process)``.
-    """
-    clock = _step_clock()
-    model.fit(**fit_kwargs, steps_per_epoch=WARMUP_STEPS + TIMED_STEPS, epochs=1,
-              callbacks=[clock], verbose=0)
-    stamps = clock.stamps
-    assert len(stamps) == WARMUP_STEPS + TIMED_STEPS, len(stamps)
-    (wall0, cpu0), (wall1, cpu1) = stamps[WARMUP_STEPS - 1], stamps[-1]
-    images = TIMED_STEPS * BATCH
-    return images / (wall1 - wall0), images / (cpu1 - cpu0)
-
-
-def _pipeline_alone(dataset) -> float:
-    """Images/s of iterating ``dataset`` without a model (after 5 warm-up batches)."""
-    iterator = iter(dataset)
-    for _ in range(5):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(PIPELINE_ONLY_BATCHES):
-        images, _ = next(iterator)
-    return PIPELINE_ONLY_BATCHES * int(images.shape[0]) / (time.perf_counter() - start)
 
 
 def run() -> str:
@@ -251,15 +172,11 @@ def run() -> str:
             "keras_aug": {"x": augmented_ds},
         }
         models = {name: _new_model() for name in configs}
-        wall: Dict[str, List[float]] = {name: [] for name in configs}
-        cpu: Dict[str, List[float]] = {name: [] for name in configs}
-        order = list(configs)
-        for r in range(ROUNDS):
-            for name in order[r % len(order):] + order[:r % len(order)]:
-                per_wall_s, per_cpu_s = _throughput(models[name], configs[name])
-                wall[name].append(per_wall_s)
-                cpu[name].append(per_cpu_s)
-        alone = _pipeline_alone(trainer_ds)
+        measured = paired_rounds(configs, ROUNDS, lambda name: fit_throughput(
+            models[name], configs[name], WARMUP_STEPS, TIMED_STEPS, BATCH))
+        wall = {name: [w for w, _ in measured[name]] for name in configs}
+        cpu = {name: [c for _, c in measured[name]] for name in configs}
+        alone = pipeline_alone(trainer_ds, PIPELINE_ONLY_BATCHES)
     load_after = os.getloadavg()
 
     def med(values):

@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: timed `model-garden run`, TFMA metrics, tables."""
+"""Shared benchmark helpers: timed `model-garden run`, TFMA metrics, tables, and the
+Trainer-input benchmarks' pieces (Transform artifacts, per-step clocks, paired rounds)."""
 
 import glob
 import os
@@ -6,7 +7,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 
 def timed_run(recipe: str, output_root: str, args: Sequence[str]) -> Tuple[float, float]:
@@ -46,3 +47,127 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def transform_artifacts(examples, schema_file: str, preprocessing_fn: str, out: str) -> Dict:
+    """Runs the real Transform executor on ``examples``; returns the Trainer's inputs.
+
+    Args:
+      examples: the ``Examples`` artifact an ExampleGen executor wrote.
+      schema_file: the curated schema (``.pbtxt``), copied in as the ``Schema`` artifact.
+      preprocessing_fn: dotted path of the Transform ``preprocessing_fn``.
+      out: folder for the schema and transform graph artifacts.
+
+    Returns:
+      ``{"fn_args": FnArgs (train_files, data_accessor, ...), "transform_graph": uri}``,
+      built by TFX's own ``fn_args_utils.get_common_fn_args`` as the Trainer does
+      (``materialize=False``: the graph only, no transformed examples).
+    """
+    import json
+    import shutil
+
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.transform import executor as transform_executor
+    from tfx.proto import trainer_pb2, transform_pb2
+    from tfx.types import standard_artifacts
+    from tfx.types import standard_component_specs as specs
+    from tfx.utils import proto_utils
+
+    schema = standard_artifacts.Schema()
+    schema.uri = os.path.join(out, "schema")
+    os.makedirs(schema.uri)
+    shutil.copy(schema_file, os.path.join(schema.uri, "schema.pbtxt"))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = os.path.join(out, "transform_graph")
+    transform_executor.Executor().Do(
+        {specs.EXAMPLES_KEY: [examples], specs.SCHEMA_KEY: [schema]},
+        {specs.TRANSFORM_GRAPH_KEY: [graph]},  # materialize=False: no transformed examples
+        {
+            specs.PREPROCESSING_FN_KEY: preprocessing_fn,
+            specs.SPLITS_CONFIG_KEY: proto_utils.proto_to_json(
+                transform_pb2.SplitsConfig(analyze=["train"], transform=["train"])),
+            specs.DISABLE_STATISTICS_KEY: 1,
+            specs.FORCE_TF_COMPAT_V1_KEY: 0,
+            specs.CUSTOM_CONFIG_KEY: "null",
+        },
+    )
+    input_dict = {
+        specs.EXAMPLES_KEY: [examples],
+        specs.TRANSFORM_GRAPH_KEY: [graph],
+        specs.SCHEMA_KEY: [schema],
+    }
+    exec_properties = {
+        specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+        specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["test"])),
+        specs.CUSTOM_CONFIG_KEY: json.dumps({}),
+    }
+    return {"fn_args": fn_args_utils.get_common_fn_args(input_dict, exec_properties),
+            "transform_graph": graph.uri}
+
+
+def step_clock():
+    """A Keras callback whose ``stamps`` get ``(wall s, process CPU s)`` at each step's end.
+
+    Process CPU time (``time.process_time``) sums every thread of this
+    process: the model's and tf.data's.
+    """
+    import tensorflow as tf
+
+    class StepClock(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.stamps: List[Tuple[float, float]] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.stamps.append((time.perf_counter(), time.process_time()))
+
+    return StepClock()
+
+
+def fit_throughput(model, fit_kwargs: Dict, warmup_steps: int, timed_steps: int,
+                   batch: int) -> Tuple[float, float]:
+    """One ``fit`` of ``warmup_steps + timed_steps`` steps, measured on the timed steps.
+
+    Returns:
+      ``(images per wall second, images per CPU second of this process)`` of
+      the ``timed_steps`` after the end of the last warm-up step.
+    """
+    clock = step_clock()
+    model.fit(**fit_kwargs, steps_per_epoch=warmup_steps + timed_steps, epochs=1,
+              callbacks=[clock], verbose=0)
+    stamps = clock.stamps
+    assert len(stamps) == warmup_steps + timed_steps, len(stamps)
+    (wall0, cpu0), (wall1, cpu1) = stamps[warmup_steps - 1], stamps[-1]
+    images = timed_steps * batch
+    return images / (wall1 - wall0), images / (cpu1 - cpu0)
+
+
+def pipeline_alone(dataset, batches: int, warmup_batches: int = 5) -> float:
+    """Images/s of iterating ``dataset`` without a model (after ``warmup_batches``)."""
+    iterator = iter(dataset)
+    for _ in range(warmup_batches):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        images, _ = next(iterator)
+    return batches * int(images.shape[0]) / (time.perf_counter() - start)
+
+
+def paired_rounds(names: Sequence[str], rounds: int, measure: Callable[[str], Tuple]
+                  ) -> Dict[str, List[Tuple]]:
+    """``measure(name)`` for every name, back to back, in each of ``rounds`` rounds.
+
+    The order rotates by one each round (two names: alternating), so that
+    neither always runs first; ratios taken within a round are paired (load
+    drifting between rounds on a shared machine cancels).
+
+    Returns:
+      ``{name: [measure(name) of round 0, round 1, ...]}``.
+    """
+    names = list(names)
+    results: Dict[str, List[Tuple]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            results[name].append(measure(name))
+    return results
