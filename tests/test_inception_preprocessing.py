@@ -45,3 +45,52 @@ def test_training_is_random_reproducible_and_in_range(photo):
                                         seed=tf.constant([s, 0], tf.int32)).numpy()
              for s in range(8)]
     assert len({round(float(x.mean()), 4) for x in crops}) == 8
+
+
+def test_encoded_training_decodes_only_the_crop_and_equals_decoding_first(data_root):
+    """``preprocess_encoded`` (decode_and_crop_jpeg of the sampled window) gives what decoding
+    the whole photo and then ``preprocess_image`` gives, seed for seed: real JPEGs of every
+    flower class, a PNG made from one (decoded whole), and a grayscale JPEG (channels=3)."""
+    import glob
+    import io
+    import os
+
+    import tensorflow as tf
+    from PIL import Image
+
+    paths = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", "*", "*.jpg")))
+    encoded = [open(p, "rb").read() for p in paths[::80]]
+    png, gray = io.BytesIO(), io.BytesIO()
+    Image.open(io.BytesIO(encoded[0])).save(png, "PNG")
+    Image.open(io.BytesIO(encoded[1])).convert("L").save(gray, "JPEG", quality=90)
+    encoded += [png.getvalue(), gray.getvalue()]
+    fast = preprocessing.get_encoded_preprocessing("inception")
+    assert fast is inception.preprocess_encoded
+    for i, data in enumerate(encoded):
+        for seed in ([1, 2], [7, 9]):
+            seed = tf.constant(seed, tf.int32)
+            decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
+            expected = inception.preprocess_image(decoded, 224, 224, is_training=True, seed=seed)
+            got = fast(tf.constant(data), 224, 224, is_training=True, seed=seed)
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6,
+                                       err_msg=f"image {i}")
+        np.testing.assert_array_equal(  # evaluation decodes the whole photo
+            fast(tf.constant(data), 224, 224).numpy(),
+            inception.preprocess_image(decoded, 224, 224).numpy())
+
+
+def test_a_preprocessing_without_its_own_encoded_path_decodes_first(flower_photo, data_root):
+    import glob
+    import os
+
+    import tensorflow as tf
+
+    [path] = sorted(glob.glob(os.path.join(data_root, "flowers", "flower_photos", "roses",
+                                           "*.jpg")))[:1]
+    data = tf.io.read_file(path)
+    seed = tf.constant([3, 4], tf.int32)
+    vgg = preprocessing.get_preprocessing("vgg")
+    np.testing.assert_array_equal(
+        preprocessing.get_encoded_preprocessing("vgg")(data, 224, 224, is_training=True,
+                                                       seed=seed).numpy(),
+        vgg(tf.io.decode_jpeg(data, channels=3), 224, 224, is_training=True, seed=seed).numpy())

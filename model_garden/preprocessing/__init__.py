@@ -35,3 +35,30 @@ def get_preprocessing(name: str) -> Callable:
     except KeyError:
         raise KeyError(f"unknown preprocessing {name!r}; known: {sorted(PREPROCESSING)}") from None
     return importlib.import_module(module).preprocess_image
+
+
+def get_encoded_preprocessing(name: str) -> Callable:
+    """``preprocess_encoded(encoded, output_height, output_width, is_training=False, seed=None)``.
+
+    As :func:`get_preprocessing`, for one encoded image (string scalar, JPEG
+    or PNG): the module's own ``preprocess_encoded`` where it has one (the
+    ``inception`` training crop decodes only its window of a JPEG), else
+    ``tf.io.decode_image(channels=3)`` then ``preprocess_image``. Same output
+    as decoding first, for the same ``seed``.
+
+    Raises:
+      KeyError: naming the known preprocessing.
+    """
+    preprocess = get_preprocessing(name)
+    module = importlib.import_module(PREPROCESSING[name])
+    if hasattr(module, "preprocess_encoded"):
+        return module.preprocess_encoded
+
+    def decode_then_preprocess(encoded, output_height=224, output_width=224,
+                               is_training=False, seed=None):
+        import tensorflow as tf
+
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return preprocess(image, output_height, output_width, is_training=is_training, seed=seed)
+
+    return decode_then_preprocess

@@ -209,16 +209,21 @@ def make_dataset(
     """
     spec = nets.get_net(net)
     preprocess = preprocessing.get_preprocessing(spec.preprocessing)
+    preprocess_encoded = preprocessing.get_encoded_preprocessing(spec.preprocessing)
     size = image_size or spec.default_image_size
+
+    def one(image, label):  # encoded bytes (Slim's datasets) or decoded pixels (CIFAR-10)
+        if image.dtype == tf.string:
+            return preprocess_encoded(image, size, size, is_training=training), label
+        return preprocess(image, size, size, is_training=training), label
+
     ds = inputs.raw_input_fn(
         file_pattern, data_accessor, tf_transform_output, batch_size,
         label_key=LABEL_KEY, shuffle=training, num_epochs=num_epochs,
     ).map(lambda features, labels: (_transformed_images(features), labels))
     ds = (
         ds.unbatch()
-        .map(lambda image, label: (preprocess(_decode(image), size, size, is_training=training),
-                                   label),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(one, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=training)
     )
     if aux:
