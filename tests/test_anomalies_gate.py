@@ -93,12 +93,25 @@ def test_fail_stops_with_one_line_listing_each_anomaly(tmp_path, census_rows):
         _gate(artifact, "fail")
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith("2 anomalies against the curated schema, stopped before "
-                              "Transform (on_anomalies=fail): train: age: ")
-    assert str(SPACE_FORCE) in message
+    assert message.startswith(
+        "2 anomalies against the curated schema, stopped before Transform (on_anomalies=fail; "
+        "fix the data or the schema, or set on_anomalies=warn to train on it anyway): "
+        "train: age: INT_TYPE_SMALL_INT")
+    assert message.endswith(f"; {SPACE_FORCE}")
     assert [(a.split, a.feature) for a in raised.value.anomalies] == [("train", "age"),
                                                                      ("train", "workclass")]
     assert raised.value.anomalies[0].kind.startswith("INT_TYPE_SMALL_INT")
+
+
+def test_the_error_keeps_its_list_when_beam_re_raises_it(space_force):
+    """BeamDagRunner re-raises ``type(e)(e.args[0] + " [while running ...]", *e.args[1:])``
+    (apache_beam/runners/common.py ``_reraise_augmented``): the list must survive."""
+    with pytest.raises(gate.AnomaliesFound) as raised:
+        _gate(space_force, "fail")
+    error = raised.value
+    again = type(error)(error.args[0] + " [while running 'Run[AnomaliesGate]']", *error.args[1:])
+    assert str(again) == str(error) + " [while running 'Run[AnomaliesGate]']"
+    assert str(error).endswith(f"on it anyway): {SPACE_FORCE}")
 
 
 def test_warn_logs_each_anomaly_and_goes_on(space_force, caplog):
@@ -166,3 +179,62 @@ def test_transform_runs_after_the_gate_in_the_local_runners_ir(tmp_path, data_ro
 def test_create_pipeline_refuses_an_unknown_policy(tmp_path, data_root):
     with pytest.raises(ValueError, match="on_anomalies 'stop' is not one of warn, fail"):
         _pipeline(tmp_path, data_root, on_anomalies="stop")
+
+
+# --- the run summary, read back from ML Metadata ----------------------------------------------
+
+
+def _validate_and_gate(root, statistics_uri, on_anomalies):
+    """LocalDagRunner: imported statistics -> ExampleValidator (curated schema) -> the gate.
+
+    Returns the run's ``metadata.sqlite``, and the error the run raised (or ``None``).
+    """
+    from tfx import v1 as tfx
+
+    statistics = tfx.dsl.Importer(
+        source_uri=statistics_uri, artifact_type=tfx.types.standard_artifacts.ExampleStatistics,
+        properties={"split_names": '["train", "test"]'}).with_id("Statistics")
+    schema = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(SCHEMAS, "census.pbtxt")).with_id("CuratedSchema")
+    validator = tfx.components.ExampleValidator(statistics=statistics.outputs["result"],
+                                                schema=schema.outputs["schema"])
+    gate_step = gate.AnomaliesGate(validator.outputs["anomalies"], on_anomalies).with_id(
+        gate.COMPONENT_ID)
+    metadata = os.path.join(root, "metadata.sqlite")
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name="anomalies-summary", pipeline_root=os.path.join(root, "pipeline"),
+        components=[statistics, schema, validator, gate_step],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata))
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except gate.AnomaliesFound as e:
+        return metadata, e
+    return metadata, None
+
+
+def test_the_summary_lists_each_anomaly_or_says_none(tmp_path, space_force, clean):
+    from model_garden.pipelines import report
+
+    statistics = os.path.join(os.path.dirname(space_force.uri), "statistics")
+    metadata, error = _validate_and_gate(str(tmp_path / "warn"), statistics, "warn")
+    assert error is None
+    assert report.anomalies(metadata) == [SPACE_FORCE]
+    assert report.anomalies_summary(metadata).splitlines() == [
+        "anomalies against the curated schema: 1 (on_anomalies=warn: the pipeline went on)",
+        "  train  workclass  ENUM_TYPE_UNEXPECTED_STRING_VALUES  Unexpected string values: "
+        "Examples contain values missing from the schema: Space-force (<1%)."]
+
+    metadata, error = _validate_and_gate(str(tmp_path / "fail"), statistics, "fail")
+    assert error is not None and error.anomalies == [SPACE_FORCE]
+    assert {r.node_id: r.state for r in report.component_runs(metadata)}["AnomaliesGate"] == (
+        "FAILED")
+    assert report.anomalies_summary(metadata).splitlines()[0] == (
+        "anomalies against the curated schema: 1 (on_anomalies=fail: the pipeline stopped "
+        "before Transform)")
+
+    statistics = os.path.join(os.path.dirname(clean.uri), "statistics")
+    metadata, error = _validate_and_gate(str(tmp_path / "clean"), statistics, "fail")
+    assert error is None
+    assert report.anomalies(metadata) == []
+    assert report.anomalies_summary(metadata) == "anomalies: none"

@@ -75,17 +75,26 @@ class Anomaly:
 class AnomaliesFound(RuntimeError):
     """The data has schema anomalies and ``on_anomalies`` is ``fail``.
 
+    Build it with :meth:`listing`; like any exception it also takes a bare
+    message (Beam re-raises an executor's error as ``type(e)(message + "
+    [while running ...]")``).
+
     Attributes:
-      anomalies: the :class:`Anomaly` list the message names.
+      anomalies: the :class:`Anomaly` list the message names (``[]`` when
+        made from a bare message).
     """
 
-    def __init__(self, anomalies: List[Anomaly]):
+    def __init__(self, message: str, anomalies: Iterable[Anomaly] = ()):
+        super().__init__(message)
         self.anomalies = list(anomalies)
+
+    @classmethod
+    def listing(cls, anomalies: List[Anomaly]) -> "AnomaliesFound":
+        """The error naming each of ``anomalies``, on one line."""
         count = f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}"
-        super().__init__(
-            f"{count} against the curated schema, stopped before Transform "
-            f"(on_anomalies=fail): {'; '.join(str(a) for a in anomalies)}. Fix the data "
-            "or the schema, or set on_anomalies to warn to train on it anyway")
+        return cls(f"{count} against the curated schema, stopped before Transform "
+                   "(on_anomalies=fail; fix the data or the schema, or set on_anomalies=warn "
+                   "to train on it anyway): " + "; ".join(str(a) for a in anomalies), anomalies)
 
 
 def anomalies_of(proto, split: str) -> List[Anomaly]:
@@ -185,7 +194,7 @@ class Executor(base_executor.BaseExecutor):
             logging.info("no anomalies against the curated schema")
             return
         if policy == "fail":
-            raise AnomaliesFound(anomalies)
+            raise AnomaliesFound.listing(anomalies)
         for anomaly in anomalies:
             logging.warning("anomaly (on_anomalies=warn, going on): %s", anomaly)
 
