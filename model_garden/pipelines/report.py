@@ -1,8 +1,10 @@
 """What a local run did, read back from its ML Metadata (SQLite) store.
 
-``model-garden run`` prints this summary; the end-to-end tests and the
-benchmarks use it to check caching (``CACHED`` executions) and to time each
-component. Times are MLMD's execution create / last-update timestamps.
+``model-garden run`` prints this summary, then the anomalies the
+ExampleValidator found against the curated schema (:func:`anomalies_summary`);
+the end-to-end tests and the benchmarks use it to check caching (``CACHED``
+executions) and to time each component. Times are MLMD's execution create /
+last-update timestamps.
 """
 
 import dataclasses
