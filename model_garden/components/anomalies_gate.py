@@ -46,6 +46,7 @@ ON_ANOMALIES_KEY = "on_anomalies"
 #: ``feature`` of an anomaly of the whole dataset (``Anomalies.dataset_anomaly_info``).
 DATASET = "(dataset)"
 
+
 @dataclasses.dataclass(frozen=True)
 class Anomaly:
     """One anomaly, as TFDV words it.
