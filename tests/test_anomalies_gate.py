@@ -33,7 +33,7 @@ def census_rows(data_root):
 
 
 def _validated(root, rows_by_split):
-    """TFX's ExampleValidator executor on TFDV statistics of ``rows_by_split``: its output artifact."""
+    """TFX's ExampleValidator executor on TFDV statistics of ``rows_by_split``: its output."""
     import pandas as pd
     import tensorflow_data_validation as tfdv
     from tfx.components.example_validator import executor as validator

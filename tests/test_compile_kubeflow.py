@@ -558,7 +558,7 @@ def test_schedule_runs_the_package_with_fail_and_a_run_may_warn(plain, monkeypat
 
 
 def _gate_container(spec, tmp_path, artifact, on_anomalies):
-    """The compiled AnomaliesGate command, fed the ExecutorInput the OSS driver builds, in a subprocess."""
+    """The compiled AnomaliesGate command, fed an ExecutorInput as the OSS driver builds it."""
     import subprocess
     import sys
 
