@@ -158,6 +158,16 @@ _pipeline_flags = option_group(
 )
 
 
+def _on_anomalies_option(default: str, why: str):
+    """``--on-anomalies warn|fail``: what schema anomalies do (``run``: warn, ``compile``: fail)."""
+    return click.option(
+        "--on-anomalies", type=click.Choice(validate.ON_ANOMALIES), default=default,
+        show_default=True,
+        help="Anomalies of the data against the curated schema (ExampleValidator): 'warn' "
+             "lists them and trains on, 'fail' stops the pipeline before Transform with "
+             f"the list. {why}")
+
+
 _VERBOSE = "model_garden.verbose"
 
 
@@ -362,9 +372,10 @@ def _image_options(dataset, shards, skip_bad_images, labels_offset) -> Dict:
 @_local_runner_flags
 @_pipeline_flags
 @_image_data_flags
+@_on_anomalies_option("warn", "The run summary lists them either way.")
 def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_running_mode,
         no_cache, no_wait, split, train_steps, eval_steps, threshold, change_tolerance, strategy,
-        sets, spans, warm_start, shards, skip_bad_images, labels_offset):
+        sets, spans, warm_start, shards, skip_bad_images, labels_offset, on_anomalies):
     """Run RECIPE's pipeline on this machine."""
     from model_garden.pipelines import runners
 
@@ -382,7 +393,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
                                                       direct_running_mode),
         enable_cache=not no_cache, spans=spans, warm_start=warm_start,
-        example_gen_options=image_options,
+        example_gen_options=image_options, on_anomalies=on_anomalies,
     )
     from model_garden.components.input_spans import InputSpansError
     from model_garden.pipelines import factory, report
@@ -404,6 +415,7 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
     runs = report.component_runs(options.metadata_path, run_id)
     click.echo(f"run {run_id}")
     click.echo(report.format_runs(runs))
+    click.echo(report.anomalies_summary(options.metadata_path, run_id))
     pushed = sorted(after - before, key=int)
     served = f"serving models in {options.serving_dir}: {sorted(before) or 'none'}"
     if pushed:
@@ -524,16 +536,18 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
               help="Another Beam option for the Beam components (repeatable; a later one wins), "
                    "e.g. --beam-arg=--max_num_workers=8.")
 @_pipeline_flags
+@_on_anomalies_option("fail", "Default fail: the package `schedule` runs retrains unattended; "
+                              "a run overrides it (--param on_anomalies=warn).")
 def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_dir, gpu, tpu,
                 workers, tfjob_namespace, beam_runner, direct_num_workers, beam_project,
                 beam_region, beam_temp_location, flink_master, spark_master, beam_extra, split,
                 train_steps, eval_steps, threshold, change_tolerance, strategy, sets, spans,
-                warm_start):
+                warm_start, on_anomalies):
     """Compile RECIPE for Kubeflow Pipelines v2 (KubeflowV2DagRunner).
 
-    The package's pipeline parameters train_steps, eval_steps and threshold
-    default to the compiled values; a run overrides them
-    (`model-garden submit ... --param train_steps=2000`).
+    The package's pipeline parameters train_steps, eval_steps, threshold and
+    on_anomalies default to the compiled values; a run overrides them
+    (`model-garden submit ... --param train_steps=2000 --param on_anomalies=warn`).
     """
     from model_garden.kubeflow import compiler as kubeflow
     from model_garden.pipelines.factory import PipelineOptions
@@ -559,7 +573,7 @@ def compile_cmd(recipe_name, output, image, pipeline_root, input_base, serving_d
             split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
             change_tolerance=change_tolerance, hyperparameters=overrides,
             schemas_dir=f"{kubeflow.IMAGE_PACKAGE_ROOT}/model_garden/schemas",
-            spans=spans, warm_start=warm_start,
+            spans=spans, warm_start=warm_start, on_anomalies=on_anomalies,
         )
         kubeflow.compile_kubeflow(recipe, options, image, output, accelerator=accelerator,
                                   beam_args=beam_args, workers=workers,

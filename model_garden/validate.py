@@ -172,3 +172,26 @@ def check_storage_path(path: Optional[str], what: str) -> Optional[str]:
                          "(lowercase letters, digits, '-', '_' or '.', starting and ending "
                          "with a letter or digit)")
     return path
+
+
+#: What schema anomalies do to a run (``--on-anomalies``, pipeline parameter
+#: ``on_anomalies``): ``warn`` lists them and goes on; ``fail`` stops the
+#: pipeline before Transform (:mod:`model_garden.components.anomalies_gate`).
+ON_ANOMALIES = ("warn", "fail")
+
+
+def check_on_anomalies(value, what: str = "--on-anomalies") -> str:
+    """``value`` when it is one of :data:`ON_ANOMALIES` (``"warn"``, ``"fail"``).
+
+    Args:
+      value: the policy, as a CLI option or a KFP run's parameter gives it.
+      what: the option or parameter named in the message.
+
+    Raises:
+      ValueError: any other value (also a non-string); the message quotes it.
+    """
+    if not isinstance(value, str) or value not in ON_ANOMALIES:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(ON_ANOMALIES)}: "
+                         "'warn' lists schema anomalies and goes on, 'fail' stops before "
+                         "Transform")
+    return value

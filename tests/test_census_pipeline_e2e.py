@@ -56,7 +56,7 @@ COMMON = ["--split", "official", *STEPS, "--threshold", THRESHOLD,
           "--direct-running-mode", "in_memory"]
 COMPONENTS = {
     "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
-    "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
+    "AnomaliesGate", "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
 }
 
 

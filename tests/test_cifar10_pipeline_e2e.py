@@ -52,7 +52,7 @@ ARGS = [
 ]
 COMPONENTS = {
     "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
-    "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
+    "AnomaliesGate", "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
 }
 
 

@@ -139,3 +139,47 @@ def test_threshold_bounds_only_for_fraction_metrics():
     with pytest.raises(ValueError, match="finite"):
         validate.check_threshold(float("inf"), "MeanSquaredError")
 
+
+
+@pytest.mark.parametrize("value", ["stop", "WARN", "", "ignore"])
+def test_on_anomalies_must_be_warn_or_fail(tmp_path, value):
+    """Issue 13 item 5: ``--on-anomalies`` of run and compile, refused before anything runs."""
+    root = tmp_path / "out"
+    _refused(["run", "census_wide", "--output-root", str(root), "--on-anomalies", value],
+             "--on-anomalies", f"{value!r} is not one of 'warn', 'fail'")
+    assert not root.exists()
+    package = tmp_path / "p.yaml"
+    _refused(["compile", "census_wide", "-o", str(package), "--on-anomalies", value],
+             "--on-anomalies", "is not one of 'warn', 'fail'")
+    assert not package.exists()
+
+
+@pytest.mark.parametrize("flags, expected", [((), "warn"), (("--on-anomalies", "fail"), "fail"),
+                                             (("--on-anomalies", "warn"), "warn")])
+def test_run_gates_with_warn_unless_told_to_fail(tmp_path, monkeypatch, data_root, flags,
+                                                 expected):
+    """The option reaches the pipeline's options: interactive runs default to warn."""
+    from model_garden.components.input_spans import InputSpansError
+    from model_garden.pipelines import runners
+
+    seen = []
+
+    def run_local(recipe, options, runner):
+        seen.append(options.on_anomalies)
+        raise InputSpansError("stopped by the test before anything ran")
+
+    monkeypatch.setattr(runners, "run_local", run_local)
+    result = CliRunner().invoke(cli.cli, ["run", "census_wide", "--output-root",
+                                          str(tmp_path / "out"), "--data-dir",
+                                          os.path.join(data_root, "census"), *flags])
+    assert "stopped by the test" in result.output and result.exit_code == 1, result.output
+    assert seen == [expected]
+
+
+def test_on_anomalies_policies():
+    assert validate.ON_ANOMALIES == ("warn", "fail")
+    assert validate.check_on_anomalies("fail") == "fail"
+    with pytest.raises(ValueError, match=r"pipeline parameter on_anomalies 1 is not one of warn, "
+                                         "fail: 'warn' lists schema anomalies and goes on, "
+                                         "'fail' stops before Transform"):
+        validate.check_on_anomalies(1, "pipeline parameter on_anomalies")

@@ -35,7 +35,7 @@ def test_yaml_parses_into_kfp_pipeline_spec(mnist_yaml):
     assert tasks == {
         "InputSpans", "LatestPushedVersion", "LatestBlessedModel",
         "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
-        "Transform", "Trainer", "Evaluator", "Pusher",
+        "AnomaliesGate", "Transform", "Trainer", "Evaluator", "Pusher",
     }
     # kfp's own loader accepts the package as a pipeline component.
     loaded = components.load_component_from_file(str(mnist_yaml))

@@ -482,3 +482,126 @@ def test_compiling_is_deterministic_and_leaves_no_temporary_file(out_dir, gpu):
     with open(again) as f:
         assert f.read() == before
     assert not [f for f in os.listdir(out_dir) if f.endswith(".tmp.yaml")]
+
+
+# --- the anomalies gate (issue 13 item 5) --------------------------------------------------------
+
+
+def _upstream(tasks, task):
+    """Every task that ``task`` waits for (dependentTasks, transitively)."""
+    seen, todo = set(), list(tasks[task].get("dependentTasks", []))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(tasks[name].get("dependentTasks", []))
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_every_package_gates_transform_on_anomalies_failing_by_default(plain, name):
+    """The gate reads the ExampleValidator's anomalies; Transform and all after it wait for it.
+
+    The open-source backend runs a task after its ``dependentTasks`` succeeded
+    (``argocompiler/dag.go``: ``depends: <task>.Succeeded``), ``kfp.local`` in
+    their topological order: a failing gate stops Transform, Trainer,
+    Evaluator and Pusher. ``on_anomalies`` is a pipeline parameter whose
+    default is ``fail``: the package ``schedule`` runs as it is.
+    """
+    spec, _ = kubeflow.load_package(plain[name])
+    tasks = spec["root"]["dag"]["tasks"]
+    gate = tasks["AnomaliesGate"]
+    assert gate["inputs"]["artifacts"] == {"anomalies": {"taskOutputArtifact": {
+        "producerTask": "ExampleValidator", "outputArtifactKey": "anomalies"}}}
+    assert gate["inputs"]["parameters"] == {"on_anomalies": {
+        "componentInputParameter": "on_anomalies"}}
+    assert "AnomaliesGate" in tasks["Transform"]["dependentTasks"]
+    for task in ("Transform", "Trainer", "Evaluator", "Pusher"):
+        assert "AnomaliesGate" in _upstream(tasks, task), task
+    assert "AnomaliesGate" not in _upstream(tasks, "ExampleValidator")
+    param = spec["root"]["inputDefinitions"]["parameters"]["on_anomalies"]
+    assert (param["parameterType"], param["defaultValue"], param["isOptional"]) == (
+        "STRING", "fail", True)
+    assert _containers(spec)["AnomaliesGate"]["args"][1] == (
+        "model_garden.components.anomalies_gate.Executor")
+
+
+def test_compile_on_anomalies_warn_is_the_packages_default(out_dir):
+    spec, _ = kubeflow.load_package(_compile(out_dir, "mnist", "--on-anomalies", "warn"))
+    assert spec["root"]["inputDefinitions"]["parameters"]["on_anomalies"]["defaultValue"] == "warn"
+
+
+def test_schedule_runs_the_package_with_fail_and_a_run_may_warn(plain, monkeypatch, tmp_path):
+    """``schedule PACKAGE`` sends the compiled spec and no override: its runs gate with fail."""
+    import kfp
+
+    from tests.kfp_fake_server import API, FakeKfpServer
+
+    for var in ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_SA_TOKEN_PATH", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    with FakeKfpServer() as server:
+        result = CliRunner().invoke(cli.cli, ["schedule", plain["census_wide"], "--host",
+                                              server.url], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        (job,) = [c.json for c in server.calls("POST", f"{API}/recurringruns")]
+        parameters = job["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]
+        assert parameters["on_anomalies"]["defaultValue"] == "fail"
+        assert "on_anomalies" not in job.get("runtime_config", {}).get("parameters", {})
+        result = CliRunner().invoke(cli.cli, ["submit", plain["census_wide"], "--host", server.url,
+                                              "--param", "on_anomalies=warn"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        (run,) = [c.json for c in server.calls("POST", f"{API}/runs")]
+        assert run["runtime_config"]["parameters"] == {"on_anomalies": "warn"}
+
+
+def _gate_container(spec, tmp_path, artifact, on_anomalies):
+    """The compiled AnomaliesGate command, fed an ExecutorInput as the OSS driver builds it."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    container = _containers(spec)["AnomaliesGate"]
+    assert container["command"] == list(kubeflow.ENTRYPOINT)
+    out = tmp_path / on_anomalies / "executor_output.json"
+    executor_input = {
+        "inputs": {"parameterValues": {"on_anomalies": on_anomalies}, "artifacts": {
+            # As ML Metadata gives it back to the driver: a system.* title.
+            "anomalies": {"artifacts": [{"name": "31", "uri": artifact.uri,
+                                         "type": {"schemaTitle": "system.Artifact"},
+                                         "metadata": {"split_names": artifact.split_names,
+                                                      "span": 0.0}}]}}},
+        "outputs": {"artifacts": {}, "outputFile": str(out)}}
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
+    env = dict(os.environ, PYTHONPATH=repo, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "model_garden.kubeflow.entrypoint", *args],
+                            cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    return result, out
+
+
+def test_the_compiled_gate_stops_a_run_on_real_anomalies(plain, tmp_path, data_root):
+    """A 'Space-force' in adult.data, validated by TFX's ExampleValidator against the
+    curated schema: the compiled gate fails with the list (fail), or passes (warn)."""
+    from tests.test_anomalies_gate import SPACE_FORCE, _changed, _validated
+    from model_garden.datasets import census_csv
+
+    folder = os.path.join(data_root, "census")
+    rows = census_csv.read_file(os.path.join(folder, "adult.data")).rows
+    artifact = _validated(str(tmp_path / "validated"), {
+        "train": _changed(rows, 17, workclass="Space-force"),
+        "test": census_csv.read_file(os.path.join(folder, "adult.test")).rows})
+    spec, _ = kubeflow.load_package(plain["census_wide"])
+
+    failed, out = _gate_container(spec, tmp_path, artifact, "fail")
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert ("AnomaliesFound: 1 anomaly against the curated schema, stopped before Transform "
+            "(on_anomalies=fail; fix the data or the schema, or set on_anomalies=warn to train "
+            f"on it anyway): {SPACE_FORCE}\n") in failed.stderr
+    assert not out.exists()
+
+    passed, out = _gate_container(spec, tmp_path, artifact, "warn")
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    assert f"anomaly (on_anomalies=warn, going on): {SPACE_FORCE}" in passed.stderr
+    assert out.exists()

@@ -41,11 +41,11 @@ TRAIN_STEPS, EVAL_STEPS, THRESHOLD = 20, 4, 0.5
 
 ALL_TASKS = {"InputSpans", "LatestPushedVersion", "LatestBlessedModel", "ExampleGen",
              "CuratedSchema", "StatisticsGen", "InferredSchema", "ExampleValidator",
-             "Transform", "Trainer", "Evaluator", "Pusher"}
+             "AnomaliesGate", "Transform", "Trainer", "Evaluator", "Pusher"}
 NEVER_CACHED = {"InputSpans", "LatestPushedVersion"}
 #: What depends on the input data only (not on what was pushed).
 DATA_TASKS = {"ExampleGen", "StatisticsGen", "InferredSchema", "ExampleValidator",
-              "Transform", "Trainer"}
+              "AnomaliesGate", "Transform", "Trainer"}
 
 
 def _env():

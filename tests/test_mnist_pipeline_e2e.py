@@ -67,7 +67,7 @@ def test_first_run_every_component_succeeds_and_the_model_is_pushed(output_root)
     runs = {r.node_id: r for r in report.component_runs(_metadata(root))}
     assert set(runs) == {
         "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
-        "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
+        "AnomaliesGate", "Transform", "Trainer", "LatestBlessedModel", "Evaluator", "Pusher",
     }
     assert {r.state for r in runs.values()} == {"COMPLETE"}
     assert runs["ExampleValidator"].blessed is True  # real data matches the curated schema

@@ -1,6 +1,6 @@
 """TFX components: the ExampleGens and the custom executors.
 
 The ExampleGens (MNIST, census, CIFAR-10) and the Evaluator, Pusher,
-LatestBlessedModel and InputSpans executors. The raw datasets they read
+LatestBlessedModel, InputSpans and AnomaliesGate executors. The raw datasets they read
 (registry, downloads, format readers) are in :mod:`model_garden.datasets`.
 """

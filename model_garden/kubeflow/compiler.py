@@ -42,8 +42,9 @@ Beam runner (``--beam-runner direct|dataflow|flink|spark``)
     every other container too (Trainer, Pusher, ...), where they mean nothing.
 
 Run-time parameters (``root.inputDefinitions``, overridable per run)
-    ``train_steps`` (int), ``eval_steps`` (int), ``threshold`` (float), with
-    the compiled values as defaults. TFX 1.16 accepts a ``RuntimeParameter``
+    ``train_steps`` (int), ``eval_steps`` (int), ``threshold`` (float) and
+    ``on_anomalies`` (``warn``/``fail``, the AnomaliesGate's, whole as TFX
+    allows, checked by its executor), with the compiled values as defaults. TFX 1.16 accepts a ``RuntimeParameter``
     only for a whole execution property (``train_args`` as a JSON string,
     ``eval_config`` as a whole), never inside ``TrainArgs.num_steps`` or a
     TFMA threshold; so each is a typed ``RuntimeParameter`` execution
@@ -84,7 +85,12 @@ RUNTIME_PARAMETERS = {
     "train_steps": (int, "Trainer: TrainArgs.num_steps"),
     "eval_steps": (int, "Trainer: EvalArgs.num_steps"),
     "threshold": (float, "Evaluator: lower bound of the blessing metric"),
+    "on_anomalies": (str, "AnomaliesGate: schema anomalies stop the run before Transform "
+                          "(fail) or are logged (warn)"),
 }
+#: The step whose execution property each runtime parameter replaces.
+PARAMETER_STEPS = {"train_steps": "Trainer", "eval_steps": "Trainer", "threshold": "Evaluator",
+                   "on_anomalies": "AnomaliesGate"}
 TFJOB_EXECUTOR = "model_garden.kubeflow.tfjob_trainer.Executor"
 COMPONENT_PREFIX, EXECUTOR_PREFIX = "comp-", "exec-"
 #: What the containers run: TFX's entry point for Vertex AI, and ours around it.
@@ -191,9 +197,10 @@ def build_pipeline(
         "eval_steps": recipe.eval_steps if options.eval_steps is None else options.eval_steps,
         "threshold": float(recipe.eval.threshold if options.threshold is None
                            else options.threshold),
+        "on_anomalies": options.on_anomalies,
     }
     for name, (ptype, where) in RUNTIME_PARAMETERS.items():
-        node = evaluator if name == "threshold" else trainer
+        node = _component(pipeline, PARAMETER_STEPS[name])
         node.exec_properties[name] = tfx.dsl.experimental.RuntimeParameter(
             name=name, ptype=ptype, default=ptype(defaults[name]), description=where)
     evaluator.exec_properties[rp.THRESHOLD_METRIC] = recipe.eval.threshold_metric

@@ -4,8 +4,14 @@ Every recipe runs the same graph (as in the TFX penguin template)::
 
     ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) ---> ExampleValidator
                                \\-> SchemaGen (inferred, for comparison)
+    ExampleValidator -> AnomaliesGate (on_anomalies: warn | fail) ..> Transform
     ExampleGen + schema -> Transform (preprocessing_fn) -> Trainer (run_fn)
     LatestBlessedModel (baseline) + Trainer -> Evaluator (TFMA) -> Pusher
+
+Transform runs only after the AnomaliesGate succeeded (an ordering edge,
+``add_upstream_node``, not an input: see
+:mod:`model_garden.components.anomalies_gate`); with ``on_anomalies="fail"``
+any anomaly of the data against the curated schema stops the pipeline there.
 
 The Evaluator blesses a model when its threshold metric reaches the recipe's
 threshold and does not fall below the latest blessed model's; only a blessed
@@ -71,6 +77,9 @@ class PipelineOptions:
       example_gen_options: the dataset's own ExampleGen options (the image
         datasets' ``train_shards``, ``test_shards``, ``skip_bad_images``,
         ``labels_offset``; :mod:`model_garden.components.image_example_gen`).
+      on_anomalies: what anomalies against the curated schema do: ``"warn"``
+        (the AnomaliesGate logs them, the pipeline goes on) or ``"fail"``
+        (it stops before Transform; :mod:`model_garden.components.anomalies_gate`).
       trainer_executor: dotted path of a Trainer executor class (a TFX
         ``GenericExecutor`` subclass) to use instead of TFX's, e.g. the
         Kubeflow compiler's ``model_garden.kubeflow.tfjob_trainer.Executor``
@@ -95,6 +104,7 @@ class PipelineOptions:
     warm_start: bool = False
     resolve_at_run_time: bool = False
     example_gen_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    on_anomalies: str = "warn"
 
 
 def pipeline_name(recipe: Recipe) -> str:
@@ -180,11 +190,13 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
       KeyError: the recipe names an unknown dataset.
       model_garden.trainers.configs.ConfigError: a bad ``--set`` override, or
         a config a run cannot use (``check_runnable``).
-      ValueError: ``train_steps`` or ``eval_steps`` below 1.
+      ValueError: ``train_steps`` or ``eval_steps`` below 1; ``on_anomalies``
+        neither ``"warn"`` nor ``"fail"``.
     """
     from tfx import v1 as tfx
     from tfx.dsl.components.base import executor_spec
 
+    from model_garden.components import anomalies_gate as gate_lib
     from model_garden.components import evaluator as evaluator_lib
     from model_garden.components import input_spans as spans_lib
     from model_garden.components import latest_blessed_model as baseline_lib
@@ -207,6 +219,8 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     example_gen, statistics_gen, schema_importer, inferred_schema, example_validator = data
     examples = example_gen.outputs["examples"]
     schema = schema_importer.outputs["schema"]
+    gate = gate_lib.AnomaliesGate(example_validator.outputs["anomalies"],
+                                  options.on_anomalies).with_id(gate_lib.COMPONENT_ID)
     transform = tfx.components.Transform(
         examples=examples,
         schema=schema,
@@ -216,6 +230,10 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         # over every decoded pixel (StatisticsGen covers the raw data).
         disable_statistics=not recipe.materialize,
     )
+    # An ordering edge, not a data input: Transform's inputs (and so its cache
+    # key, locally and on KFP) stay the examples and the curated schema, so a
+    # changed on_anomalies re-runs the cheap gate only.
+    transform.add_upstream_node(gate)
     baseline = baseline_lib.LatestBlessedModel(options.serving_dir, pushed_version).with_id(
         baseline_lib.COMPONENT_ID)
     # Typed and checked here, before any component runs (ConfigError names the valid keys).
@@ -263,7 +281,8 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     # The model the destination already serves is not pushed again (a re-run).
     pusher.executor_spec = executor_spec.ExecutorClassSpec(pusher_lib.Executor)
     return _pipeline(pipeline_name(recipe), options,
-                     resolvers + list(data) + [transform, baseline, trainer, evaluator, pusher])
+                     resolvers + list(data)
+                     + [gate, transform, baseline, trainer, evaluator, pusher])
 
 
 def _data_components(dataset, schema_file: str, options: PipelineOptions, input_spans: str):

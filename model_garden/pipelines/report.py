@@ -1,8 +1,10 @@
 """What a local run did, read back from its ML Metadata (SQLite) store.
 
-``model-garden run`` prints this summary; the end-to-end tests and the
-benchmarks use it to check caching (``CACHED`` executions) and to time each
-component. Times are MLMD's execution create / last-update timestamps.
+``model-garden run`` prints this summary, then the anomalies the
+ExampleValidator found against the curated schema (:func:`anomalies_summary`);
+the end-to-end tests and the benchmarks use it to check caching (``CACHED``
+executions) and to time each component. Times are MLMD's execution create /
+last-update timestamps.
 """
 
 import dataclasses
@@ -145,3 +147,83 @@ def examples_summary(metadata_path: str, run: Optional[str] = None) -> str:
                     line += f": listed in {os.path.join(artifact.uri, 'skipped_images.txt')}"
                 lines.append(line)
     return "\n".join(lines)
+
+
+def anomalies(metadata_path: str, run: Optional[str] = None):
+    """The anomalies the ExampleValidator of a run found against the curated schema.
+
+    Reads the run's ExampleValidator output (an ``ExampleAnomalies`` artifact,
+    also when the execution came from the cache) with
+    :func:`model_garden.components.anomalies_gate.read_anomalies`.
+
+    Args:
+      metadata_path: the run's ``metadata.sqlite``.
+      run: a pipeline run name from :func:`pipeline_runs`; default the latest.
+
+    Returns:
+      A list of :class:`model_garden.components.anomalies_gate.Anomaly`
+      (split, feature, kind, TFDV's descriptions), ``[]`` for clean data, or
+      ``None`` when the run has no ExampleValidator output (it did not get
+      that far).
+
+    Raises:
+      ValueError: the store holds no pipeline run.
+    """
+    from tfx.types import artifact_utils
+
+    from model_garden.components.anomalies_gate import read_anomalies
+
+    store = open_store(metadata_path)
+    found = None
+    for row in component_runs(metadata_path, run):
+        if row.node_id != "ExampleValidator" or row.state not in ("COMPLETE", "CACHED"):
+            continue
+        events = store.get_events_by_execution_ids([row.execution_id])
+        outputs = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.OUTPUT])
+        for artifact in outputs:
+            (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
+            if artifact_type.name == "ExampleAnomalies":
+                found = (found or []) + read_anomalies(
+                    artifact_utils.deserialize_artifact(artifact_type, artifact))
+    return found
+
+
+def _on_anomalies(metadata_path: str, run: Optional[str]) -> Optional[str]:
+    """The AnomaliesGate's ``on_anomalies`` in that run (``None``: no gate ran)."""
+    store = open_store(metadata_path)
+    for row in component_runs(metadata_path, run):
+        if row.node_id == "AnomaliesGate":
+            (execution,) = store.get_executions_by_id([row.execution_id])
+            value = execution.custom_properties.get("on_anomalies")
+            return value.string_value if value is not None else None
+    return None
+
+
+def anomalies_summary(metadata_path: str, run: Optional[str] = None) -> str:
+    """What ``model-garden run`` prints after its component table about schema anomalies.
+
+    ``anomalies: none`` for clean data; else a header with the count and the
+    gate's policy, then one aligned line per anomaly: split, feature, kind
+    (TFDV's ``AnomalyInfo.Type``), short description: description, e.g.::
+
+        anomalies against the curated schema: 1 (on_anomalies=warn: the pipeline went on)
+          train  workclass  ENUM_TYPE_UNEXPECTED_STRING_VALUES  Unexpected string values: ...
+
+    ``anomalies: not checked ...`` when the run has no ExampleValidator output.
+
+    Raises:
+      ValueError: the store holds no pipeline run.
+    """
+    from model_garden.components.anomalies_gate import describe
+
+    found = anomalies(metadata_path, run)
+    if found is None:
+        return "anomalies: not checked (the ExampleValidator did not complete)"
+    if not found:
+        return "anomalies: none"
+    policy = _on_anomalies(metadata_path, run)
+    effect = {"warn": ": the pipeline went on", "fail": ": the pipeline stopped before Transform"}
+    header = f"anomalies against the curated schema: {len(found)}"
+    if policy:
+        header += f" (on_anomalies={policy}{effect.get(policy, '')})"
+    return "\n".join([header] + ["  " + line for line in describe(found)])
