@@ -160,15 +160,15 @@ def test_run_gates_with_warn_unless_told_to_fail(tmp_path, monkeypatch, data_roo
                                                  expected):
     """The option reaches the pipeline's options: interactive runs default to warn."""
     from model_garden.components.input_spans import InputSpansError
-    from model_garden.pipelines import runners
+    from model_garden.pipelines import factory
 
     seen = []
 
-    def run_local(recipe, options, runner):
+    def create_pipeline(recipe, options):
         seen.append(options.on_anomalies)
         raise InputSpansError("stopped by the test before anything ran")
 
-    monkeypatch.setattr(runners, "run_local", run_local)
+    monkeypatch.setattr(factory, "create_pipeline", create_pipeline)
     result = CliRunner().invoke(cli.cli, ["run", "census_wide", "--output-root",
                                           str(tmp_path / "out"), "--data-dir",
                                           os.path.join(data_root, "census"), *flags])
