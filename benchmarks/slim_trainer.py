@@ -16,7 +16,8 @@ ways, in one process on the same machine:
    real Transform executor, ``materialize=False``: the encoded bytes pass
    through) applied in ``tf.data``, shuffling, then per image the JPEG decode
    and the net's training preprocessing (``inception`` for MobileNet v1:
-   distorted-box crop, resize, flip, colour distortion; ``vgg`` for ResNet
+   distorted-box crop, of which only the window is decoded
+   (``decode_and_crop_jpeg``), resize, flip, colour distortion; ``vgg`` for ResNet
    v1: random aspect-preserving resize to 256..512, random crop, flip, mean
    subtraction).
 2. **plain Keras**, the same decoded images: the very JPEGs of the train
