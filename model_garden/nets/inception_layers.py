@@ -83,6 +83,22 @@ class Layers:
                                                    scale=False, name=name + "/BatchNorm")(x)
         return tf.keras.layers.ReLU(name=name + "/Relu")(x) if relu else x
 
+    def aux_head(self, x, scope, num_classes, pool_name, conv_name, logits_name):
+        """The auxiliary head of Slim's Inception v4 and Inception-ResNet-v2 on the 17x17 map:
+        float32 ``[N, 17, 17, D]`` -> probabilities ``[N, num_classes]`` (``aux_predictions``).
+
+        A 5x5/3 ``VALID`` average pool (``<scope>/<pool_name>``), ``Conv2d_1b_1x1`` (128),
+        a ``VALID`` conv of 768 over the whole remaining map (``<scope>/<conv_name>``),
+        flatten, fully connected ``<scope>/<logits_name>``; the scopes' names differ
+        between the two networks (Slim's ``inception_v4.py``, ``inception_resnet_v2.py``).
+        """
+        a = tf.keras.layers.AveragePooling2D(5, 3, padding="valid",
+                                             name=f"{scope}/{pool_name}")(x)
+        a = self.conv(a, 128, 1, scope + "/Conv2d_1b_1x1")
+        a = self.conv(a, 768, tuple(a.shape[1:3]), f"{scope}/{conv_name}", padding="valid")
+        a = tf.keras.layers.Flatten(name=scope + "/Flatten")(a)
+        return softmax(self.dense(a, num_classes, f"{scope}/{logits_name}"), "aux_predictions")
+
     def dense(self, x, units, name):
         """``slim.fully_connected`` without activation (Glorot-uniform kernel, zero biases):
         float32 ``[N, D]`` -> ``[N, units]``, Slim's ``<name>/weights`` ``[D, units]``."""

@@ -130,11 +130,7 @@ def inception_resnet_v2(num_classes: int, image_size: int = DEFAULT_IMAGE_SIZE,
     outputs = [softmax(b.dense(x, num_classes, scope + "/Logits"), "predictions")]
     if not aux_logits:
         return tf.keras.Model(inputs, outputs[0], name="inception_resnet_v2")
-    scope = f"{SCOPE}/AuxLogits"
-    a = tf.keras.layers.AveragePooling2D(5, 3, padding="valid", name=scope + "/Conv2d_1a_3x3")(
-        pre_aux)
-    a = b.conv(a, 128, 1, scope + "/Conv2d_1b_1x1")
-    a = b.conv(a, 768, tuple(a.shape[1:3]), scope + "/Conv2d_2a_5x5", padding="valid")
-    a = tf.keras.layers.Flatten(name=scope + "/Flatten")(a)
-    outputs.append(softmax(b.dense(a, num_classes, scope + "/Logits"), "aux_predictions"))
+    # Slim names the pool Conv2d_1a_3x3.
+    outputs.append(b.aux_head(pre_aux, f"{SCOPE}/AuxLogits", num_classes, "Conv2d_1a_3x3",
+                              "Conv2d_2a_5x5", "Logits"))
     return tf.keras.Model(inputs, outputs, name="inception_resnet_v2")

@@ -120,11 +120,6 @@ def inception_v4(num_classes: int, image_size: int = DEFAULT_IMAGE_SIZE,
     outputs = [softmax(b.dense(x, num_classes, scope + "/Logits"), "predictions")]
     if not aux_logits:
         return tf.keras.Model(inputs, outputs[0], name="inception_v4")
-    scope = f"{SCOPE}/AuxLogits"
-    a = tf.keras.layers.AveragePooling2D(5, 3, padding="valid", name=scope + "/AvgPool_1a_5x5")(
-        mixed_6h)
-    a = b.conv(a, 128, 1, scope + "/Conv2d_1b_1x1")
-    a = b.conv(a, 768, tuple(a.shape[1:3]), scope + "/Conv2d_2a", padding="valid")
-    a = tf.keras.layers.Flatten(name=scope + "/Flatten")(a)
-    outputs.append(softmax(b.dense(a, num_classes, scope + "/Aux_logits"), "aux_predictions"))
+    outputs.append(b.aux_head(mixed_6h, f"{SCOPE}/AuxLogits", num_classes, "AvgPool_1a_5x5",
+                              "Conv2d_2a", "Aux_logits"))
     return tf.keras.Model(inputs, outputs, name="inception_v4")
