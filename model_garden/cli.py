@@ -429,9 +429,10 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
 
 
 def _echo_own_run(metadata_path: str, run_id: str) -> None:
-    """Prints the component table of run ``run_id`` to stderr, if it recorded anything."""
+    """Prints ``run <id>`` and the component table of that run to stderr, if it recorded any."""
     from model_garden.pipelines import report
 
+    click.echo(f"run {run_id}", err=True)
     if os.path.exists(metadata_path) and run_id in report.pipeline_runs(metadata_path):
         click.echo(report.format_runs(report.component_runs(metadata_path, run_id)), err=True)
 

@@ -169,3 +169,29 @@ def test_a_killed_runs_execution_is_abandoned_and_only_its_outputs_removed(tmp_p
     states = {r.node_id: r.state for r in report.component_runs(metadata, "next-run")}
     assert states == {"Published": "CACHED", "HalfDone": "COMPLETE"}
     assert recovery.integrity_problems(metadata, pipeline_root, str(serving)) == []
+
+
+def test_a_failed_run_abandons_what_it_left_running_before_letting_go(tmp_path):
+    """BeamDagRunner stops its whole graph when one component fails: a component running
+    beside it stays RUNNING with half-written outputs (seen in benchmarks/faults.py's full
+    disk case: ExampleGen beside the baseline steps). ``exclusive_run`` cleans up when its
+    body raises, recording the failed run itself as the one that abandoned them."""
+    import types
+
+    from model_garden.pipelines import runners
+
+    root = tmp_path / "killable"
+    options = types.SimpleNamespace(metadata_path=str(root / "metadata.sqlite"),
+                                    pipeline_root=str(root / "pipeline"), serving_dir="")
+    with pytest.raises(RuntimeError, match="a component failed"):
+        with runners.exclusive_run(options, "failed-run") as found:
+            assert found == []
+            partial = _killed_half_way(root)  # this run's HalfDone, cut short
+            raise RuntimeError("a component failed")
+    assert not os.path.exists(partial)
+    rows = {r.node_id: r for r in report.component_runs(options.metadata_path, "killed-run")}
+    assert rows["HalfDone"].state == "CANCELED"
+    [execution] = report.open_store(options.metadata_path).get_executions_by_id(
+        [rows["HalfDone"].execution_id])
+    assert execution.custom_properties[recovery.ABANDONED_BY].string_value == "failed-run"
+    assert recovery.integrity_problems(options.metadata_path, options.pipeline_root, "") == []

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -54,28 +55,40 @@ def _running_trainer(root, deadline):
     pytest.fail("run A's Trainer never started")
 
 
+def _collect(stream, lines):
+    for line in stream:
+        lines.append(line)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("race")
-    a = subprocess.Popen(_cmd(root, "--train-steps", "3000"), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    a = subprocess.Popen(_cmd(root, "--train-steps", "3000"), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         run_a, trainer_a = _running_trainer(root, time.monotonic() + 900)
-        time.sleep(5)  # the Trainer writes into its model_run folder
         b = subprocess.Popen(_cmd(root, "--train-steps", "300"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        time.sleep(20)  # B is past its imports and waiting
-        assert b.poll() is None, b.communicate()
+        b_out, b_err = [], []
+        readers = [threading.Thread(target=_collect, args=(b.stdout, b_out), daemon=True),
+                   threading.Thread(target=_collect, args=(b.stderr, b_err), daemon=True)]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + 600  # B is past its imports and waiting for A
+        while not any("waiting for run" in line for line in b_err):
+            assert b.poll() is None and time.monotonic() < deadline, "".join(b_err)[-3000:]
+            time.sleep(1)
     finally:
         os.killpg(a.pid, signal.SIGKILL)
         a.wait()
-    b_out, b_err = b.communicate(timeout=1500)
-    assert b.returncode == 0, b_out[-3000:] + b_err[-6000:]
+    assert b.wait(timeout=1500) == 0, "".join(b_out)[-3000:] + "".join(b_err)[-6000:]
+    for reader in readers:
+        reader.join()
     c = subprocess.run(_cmd(root, "--train-steps", "200", "--no-wait"), capture_output=True,
                        text=True, timeout=1500)
     assert c.returncode == 0, c.stdout[-3000:] + c.stderr[-6000:]
-    return {"root": root, "run_a": run_a, "trainer_a": trainer_a, "b": (b_out, b_err),
-            "c": (c.stdout, c.stderr)}
+    return {"root": root, "run_a": run_a, "trainer_a": trainer_a,
+            "b": ("".join(b_out), "".join(b_err)), "c": (c.stdout, c.stderr)}
 
 
 def _own_run(stdout):

@@ -85,7 +85,9 @@ def exclusive_run(options: PipelineOptions, run_id: str, wait: bool = True,
 
     Inside, no other run uses this recipe's metadata, pipeline root or push
     destination (:mod:`.run_lock`), and what an interrupted earlier run
-    left is marked abandoned and removed (:mod:`.recovery`).
+    left is marked abandoned and removed (:mod:`.recovery`). When the body
+    raises (a component failed), executions of this run left unfinished
+    beside the failed one are abandoned the same way before the lock goes.
 
     Yields:
       the :class:`~model_garden.pipelines.recovery.Abandoned` executions
@@ -97,8 +99,17 @@ def exclusive_run(options: PipelineOptions, run_id: str, wait: bool = True,
     from model_garden.pipelines import recovery, run_lock
 
     with run_lock.exclusive(os.path.dirname(options.metadata_path), run_id, wait, on_wait):
-        yield recovery.abandon_unfinished(options.metadata_path, options.pipeline_root,
-                                          options.serving_dir, run_id)
+        found = recovery.abandon_unfinished(options.metadata_path, options.pipeline_root,
+                                            options.serving_dir, run_id)
+        try:
+            yield found
+        except BaseException:
+            # A failed component stops BeamDagRunner's whole graph: components that
+            # were running beside it (ExampleGen beside the baseline steps) stay RUNNING
+            # in ML Metadata with half-written outputs. The run is over: clean up now.
+            recovery.abandon_unfinished(options.metadata_path, options.pipeline_root,
+                                        options.serving_dir, run_id)
+            raise
 
 
 def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam",
