@@ -17,7 +17,7 @@ import datetime
 import os
 from typing import Callable, Iterator, List, Optional
 
-from model_garden.pipelines.factory import PipelineOptions, create_pipeline
+from model_garden.pipelines.factory import PipelineOptions
 from model_garden.pipelines.recipes import Recipe
 
 RUNNERS = ("beam", "local")
@@ -110,30 +110,6 @@ def exclusive_run(options: PipelineOptions, run_id: str, wait: bool = True,
             recovery.abandon_unfinished(options.metadata_path, options.pipeline_root,
                                         options.serving_dir, run_id)
             raise
-
-
-def run_local(recipe: Recipe, options: PipelineOptions, runner: str = "beam",
-              run_id: Optional[str] = None) -> str:
-    """Runs ``recipe``'s pipeline on this machine, under its run lock (waiting for it).
-
-    Args:
-      recipe: the recipe.
-      options: from :func:`local_options`.
-      runner: ``"beam"`` (BeamDagRunner: components as a Beam graph) or
-        ``"local"`` (LocalDagRunner: components in order, in process).
-      run_id: the pipeline run id (default :func:`new_run_id`).
-
-    Returns:
-      the run id: ``report.component_runs(options.metadata_path, run_id)``.
-
-    Raises:
-      ValueError: unknown runner.
-      RuntimeError: (from TFX) a component failed; its outputs are not
-        published, earlier artifacts and pushed models stay as they were.
-    """
-    run_id = run_id or new_run_id()
-    with exclusive_run(options, run_id):
-        return run_pipeline(create_pipeline(recipe, options), runner, run_id)
 
 
 def run_pipeline(pipeline, runner: str = "beam", run_id: Optional[str] = None) -> str:
