@@ -84,11 +84,14 @@ def runs(tmp_path_factory):
     assert b.wait(timeout=1500) == 0, "".join(b_out)[-3000:] + "".join(b_err)[-6000:]
     for reader in readers:
         reader.join()
+    # C may push too (it is judged against B, not refused), so B's push is read now.
+    served_after_b = sorted(os.listdir(os.path.join(root, "serving", "mnist")))
     c = subprocess.run(_cmd(root, "--train-steps", "200", "--no-wait"), capture_output=True,
                        text=True, timeout=1500)
     assert c.returncode == 0, c.stdout[-3000:] + c.stderr[-6000:]
     return {"root": root, "run_a": run_a, "trainer_a": trainer_a,
-            "b": ("".join(b_out), "".join(b_err)), "c": (c.stdout, c.stderr)}
+            "b": ("".join(b_out), "".join(b_err)), "served_after_b": served_after_b,
+            "c": (c.stdout, c.stderr)}
 
 
 def _own_run(stdout):
@@ -130,7 +133,7 @@ def test_each_run_reports_its_own_components_and_the_second_pushes(runs):
     for node in ("ExampleGen", "StatisticsGen", "Transform"):
         assert states[node] == "CACHED", states  # completed by A before it was killed
     assert states["Trainer"] == "COMPLETE" and states["Pusher"] == "COMPLETE"
-    [version] = os.listdir(os.path.join(root, "serving", "mnist"))
+    [version] = runs["served_after_b"]
     assert f"pushed: {os.path.join(root, 'serving', 'mnist', version)}" in out_b
     assert "Trainer" in out_b and "CANCELED" not in out_b  # not A's rows
 
