@@ -13,6 +13,7 @@ traceback.
 """
 
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -211,7 +212,8 @@ class _Cli(click.Group):
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True,
-              help="On an error, print its traceback too (default: one Error: line).")
+              help="On an error, print its traceback too (default: one Error: line); run and "
+                   "convert also stream their log to the terminal.")
 @click.pass_context
 def cli(ctx, verbose):
     """Classic TensorFlow models as TFX pipelines, locally or on Kubeflow."""
@@ -287,14 +289,25 @@ _data_dir_option = click.option(
     help="Folder of the dataset's raw files. Default: $MODEL_GARDEN_DATA/<dataset>, "
          "else downloaded (sha256-checked) into ~/.cache/model-garden.")
 
+def _verbose(ctx, _param, value):
+    if value:
+        ctx.meta[_VERBOSE] = True
+
+
 #: How ``run`` and ``convert`` run the pipeline on this machine.
 _local_runner_flags = option_group(
+    click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose,
+                 help="Stream the run's log (TF, Beam, absl, the components) to the terminal "
+                      "too; it is written to <output root>/.../logs/<run id>.log either way."),
     click.option("--runner", type=click.Choice(["beam", "local"]), default="beam",
                  show_default=True, help="BeamDagRunner or LocalDagRunner."),
     click.option("--direct-num-workers", type=click.IntRange(min=0), default=0,
                  help="Beam DirectRunner workers (0: one per core)."),
-    click.option("--direct-running-mode", default="multi_processing", show_default=True,
-                 type=click.Choice(["in_memory", "multi_threading", "multi_processing"])),
+    click.option("--direct-running-mode", default="auto", show_default=True,
+                 type=click.Choice(["auto", "in_memory", "multi_threading", "multi_processing"]),
+                 help="Beam DirectRunner mode of the Beam components. auto: in_memory (one "
+                      "process) for input folders under 1 GiB, else multi_processing (a "
+                      "worker process per core, each a 12-20 s start)."),
     click.option("--no-cache", is_flag=True, help="Run every component again."),
     click.option("--no-wait", is_flag=True,
                  help="If another run uses this output root's recipe (or dataset) folder, "
@@ -302,25 +315,88 @@ _local_runner_flags = option_group(
 )
 
 
-def _waiting(holder) -> None:
-    click.echo(f"waiting for {holder.describe()} on the same output folder to finish "
-               "(--no-wait: stop instead)", err=True)
-
-
 @contextlib.contextmanager
-def _exclusive(options, run_id: str, no_wait: bool):
-    """``runners.exclusive_run`` with its messages: waiting, busy, recovered leftovers."""
+def _exclusive(options, run_id: str, no_wait: bool, err):
+    """``runners.exclusive_run`` with its messages on ``err``: waiting, busy, recovered leftovers."""
     from model_garden.pipelines import recovery, runners
     from model_garden.pipelines.run_lock import RunLockBusy
 
+    def waiting(holder) -> None:
+        err.write(f"waiting for {holder.describe()} on the same output folder to finish "
+                  "(--no-wait: stop instead)\n")
+        err.flush()
+
     try:
         with runners.exclusive_run(options, run_id, wait=not no_wait,
-                                   on_wait=_waiting) as abandoned:
+                                   on_wait=waiting) as abandoned:
             if abandoned:
-                click.echo(recovery.describe(abandoned), err=True)
+                err.write(recovery.describe(abandoned) + "\n")
             yield
     except RunLockBusy as e:
-        raise click.ClickException(str(e)) from None
+        raise _Refused(str(e)) from None
+
+
+class _Refused(click.ClickException):
+    """The run did not start (another holds the lock): its log is not kept either."""
+
+
+#: Set by :func:`main`: the process is the console command, which exits after it.
+_CONSOLE = {"main": False}
+
+
+@contextlib.contextmanager
+def _logged(log_path: str, run_id: str):
+    """A run's output off the terminal: ``run <id>`` and ``log: <path>``, then quiet.
+
+    Everything TF, Beam, absl and the components write goes to ``log_path``
+    (:mod:`model_garden.pipelines.run_log`); ``-v`` streams it too.
+
+    Yields:
+      the :class:`~model_garden.pipelines.run_log.Terminal` for the command's lines.
+    """
+    from model_garden.pipelines import run_log
+
+    verbose = bool(click.get_current_context().meta.get(_VERBOSE))
+    click.echo(f"run {run_id}")
+    click.echo(f"log: {log_path}")
+    try:
+        with run_log.captured(log_path, stream=verbose,
+                              keep_after_exit=_CONSOLE["main"]) as term:
+            yield term
+    except _Refused:
+        run_log.discard(log_path)  # --no-wait writes nothing
+        raise
+
+
+def _run_with_progress(term, pipeline, runner: str, run_id: str, metadata_path: str, what: str,
+                       unchanged: str) -> None:
+    """Runs ``pipeline`` under the live progress display; a failure as one ``Error:`` line.
+
+    Raises:
+      click.ClickException: a component failed: ``<what> failed at <component>
+        (run <id>): <cause>``, then the log's path and ``unchanged``; or the
+        input spans could not be resolved (nothing ran).
+    """
+    from model_garden.components.input_spans import InputSpansError
+    from model_garden.pipelines import progress, runners
+
+    components = [c.id for c in pipeline.components]
+    failure = None
+    with progress.Progress(metadata_path, run_id, components, term.out,
+                           live=term.is_live and not term.verbose):
+        try:
+            runners.run_pipeline(pipeline, runner, run_id)
+        except InputSpansError as e:  # nothing ran
+            raise click.ClickException(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - a component failed: said below, traceback logged
+            logging.getLogger(__name__).exception("run %s failed", run_id)
+            failure = e
+    if failure is not None:
+        failed = [r.node_id for r in progress.failed_components(metadata_path, run_id)]
+        where = f" at {', '.join(failed)}" if failed else ""
+        raise click.ClickException(
+            f"{what} failed{where} (run {run_id}): {runners.failure_cause(failure)}\n"
+            f"full log: {term.log_path}; {unchanged}") from failure
 
 
 def _shards(_ctx, _param, value):
@@ -391,56 +467,40 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
         split=split, train_steps=train_steps, eval_steps=eval_steps, threshold=threshold,
         change_tolerance=change_tolerance, hyperparameters=overrides,
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
-                                                      direct_running_mode),
+                                                      direct_running_mode, input_base),
         enable_cache=not no_cache, spans=spans, warm_start=warm_start,
         example_gen_options=image_options, on_anomalies=on_anomalies,
     )
-    from model_garden.components.input_spans import InputSpansError
-    from model_garden.pipelines import factory, report
+    from model_garden.pipelines import factory, outcome, report
 
     run_id = runners.new_run_id()
-    with _exclusive(options, run_id, no_wait):
-        before = set(_versions(options.serving_dir))
+    log_path = os.path.join(os.path.dirname(options.metadata_path), "logs", f"{run_id}.log")
+    with _logged(log_path, run_id) as term:
+        from model_garden.components.input_spans import InputSpansError
+
         try:
-            runners.run_pipeline(factory.create_pipeline(recipe, options), runner, run_id)
-        except InputSpansError as e:  # nothing ran
+            pipeline = factory.create_pipeline(recipe, options)
+        except InputSpansError as e:  # no span folder matches: nothing ran
             raise click.ClickException(str(e)) from None
-        except Exception as e:  # a component failed: report it without the Beam traceback
-            _echo_own_run(options.metadata_path, run_id)
-            raise click.ClickException(
-                f"the {recipe.name} pipeline failed; nothing of the failed component was "
-                f"published and {options.serving_dir} is unchanged.\n{type(e).__name__}: {e}"
-            ) from e
-        after = set(_versions(options.serving_dir))
-    runs = report.component_runs(options.metadata_path, run_id)
-    click.echo(f"run {run_id}")
-    click.echo(report.format_runs(runs))
-    click.echo(report.anomalies_summary(options.metadata_path, run_id))
-    pushed = sorted(after - before, key=int)
-    served = f"serving models in {options.serving_dir}: {sorted(before) or 'none'}"
-    if pushed:
-        click.echo(f"pushed: {os.path.join(options.serving_dir, pushed[-1])}")
-    elif any(r.node_id == "Pusher" and r.state == "CACHED" for r in runs):
-        click.echo(f"nothing new to push: the whole run came from the cache; {served}")
-    elif any(r.node_id == "Evaluator" and r.blessed for r in runs):
-        click.echo(f"nothing new to push: the blessed model is the one already served; {served}")
-    else:
-        click.echo(f"not pushed: the model was not blessed; {served}")
-
-
-def _echo_own_run(metadata_path: str, run_id: str) -> None:
-    """Prints ``run <id>`` and the component table of that run to stderr, if it recorded any."""
-    from model_garden.pipelines import report
-
-    click.echo(f"run {run_id}", err=True)
-    if os.path.exists(metadata_path) and run_id in report.pipeline_runs(metadata_path):
-        click.echo(report.format_runs(report.component_runs(metadata_path, run_id)), err=True)
+        with _exclusive(options, run_id, no_wait, term.err):
+            before = _versions(options.serving_dir)
+            _run_with_progress(term, pipeline, runner, run_id, options.metadata_path,
+                               f"the {recipe.name} pipeline",
+                               f"nothing of the failed component was published and "
+                               f"{options.serving_dir} is unchanged")
+            after = _versions(options.serving_dir)
+        runs = report.component_runs(options.metadata_path, run_id)
+        lines = [report.anomalies_summary(options.metadata_path, run_id),
+                 outcome.evaluation_summary(options.metadata_path, run_id),
+                 outcome.push_summary(runs, options.serving_dir, before, after)]
+    term.out.write("\n".join(lines) + "\n")
 
 
 def _versions(serving_dir: str):
+    """The version folders (``1765101234``) in a push destination."""
     if not os.path.isdir(serving_dir):
         return []
-    return [v for v in os.listdir(serving_dir) if v.isdigit()]
+    return sorted((v for v in os.listdir(serving_dir) if v.isdigit()), key=int)
 
 
 @cli.command()
@@ -472,25 +532,22 @@ def convert(dataset_name, data_dir, output_root, split, shards, skip_bad_images,
     options = runners.local_data_options(
         dataset.name, output_root, input_base, split=split, example_gen_options=given,
         beam_pipeline_args=runners.direct_runner_args(direct_num_workers or None,
-                                                      direct_running_mode),
+                                                      direct_running_mode, input_base),
         enable_cache=not no_cache)
     run_id = runners.new_run_id()
-    with _exclusive(options, run_id, no_wait):
-        try:
-            pipeline = factory.create_data_pipeline(dataset.name, options)
-        except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
-            raise click.ClickException(_one_line(e) if isinstance(e, OSError) else str(e)) \
-                from e
-        try:
-            runners.run_pipeline(pipeline, runner, run_id)
-        except Exception as e:  # a component failed: report it without the Beam traceback
-            _echo_own_run(options.metadata_path, run_id)
-            raise click.ClickException(f"converting {dataset.name} failed; nothing of the "
-                                       f"failed component was published.\n"
-                                       f"{type(e).__name__}: {e}") from e
-    click.echo(f"run {run_id}")
-    click.echo(report.format_runs(report.component_runs(options.metadata_path, run_id)))
-    click.echo(report.examples_summary(options.metadata_path, run_id))
+    log_path = os.path.join(os.path.dirname(options.metadata_path), "logs", f"{run_id}.log")
+    with _logged(log_path, run_id) as term:
+        with _exclusive(options, run_id, no_wait, term.err):
+            try:
+                pipeline = factory.create_data_pipeline(dataset.name, options)
+            except (OSError, ValueError) as e:  # a missing folder, a bad layout: nothing ran
+                raise click.ClickException(_one_line(e) if isinstance(e, OSError) else str(e)) \
+                    from e
+            _run_with_progress(term, pipeline, runner, run_id, options.metadata_path,
+                               f"converting {dataset.name}",
+                               "nothing of the failed component was published")
+        summary = report.examples_summary(options.metadata_path, run_id)
+    term.out.write(summary + "\n")
 
 
 @cli.command("compile")
@@ -596,6 +653,7 @@ _add_kfp_commands()
 
 def main():
     """Console entry point."""
+    _CONSOLE["main"] = True
     cli()
 
 

@@ -186,10 +186,12 @@ def test_model_garden_run_fails_at_the_example_gen(tmp_path, data_root):
            "--eval-steps", "1", "--direct-running-mode", "in_memory"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert re.match("ImageFolderError: " + _message(path, (64, 64, 3))[1:], last), \
-        proc.stderr[-3000:]
-    assert "Error: the cifar10_resnet20 pipeline failed" in proc.stderr
+    # One line names the component and the cause; the next, the run's full log.
+    error, log_line = proc.stderr.strip().splitlines()[-2:]
+    prefix = "Error: the cifar10_resnet20 pipeline failed at ExampleGen (run "
+    assert error.startswith(prefix), proc.stderr[-3000:]
+    assert re.search("\\): ImageFolderError: " + _message(path, (64, 64, 3))[1:], error), error
+    assert log_line.startswith(f"full log: {root / 'cifar10_resnet20' / 'logs'}"), log_line
     metadata = str(root / "cifar10_resnet20" / "metadata.sqlite")
     runs = {r.node_id: r for r in report.component_runs(metadata)}
     assert runs["ExampleGen"].state == "FAILED"

@@ -28,12 +28,12 @@ COMMON = ["--split", "hash:80/20", *STEPS, "--threshold", "0.9",
           "--direct-running-mode", "in_memory"]
 
 
-def _run(output_root, *args):
+def _run(output_root, *args, full=False):
     cmd = [sys.executable, "-m", "model_garden.cli", "run", "mnist",
            "--output-root", str(output_root), *COMMON, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc.stdout
+    return proc if full else proc.stdout
 
 
 def _tree_digest(folder):
@@ -50,7 +50,7 @@ def _tree_digest(folder):
 @pytest.fixture(scope="module")
 def output_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mnist-e2e")
-    first = _run(root)
+    first = _run(root, full=True)
     return root, first
 
 
@@ -63,7 +63,8 @@ def _serving(root):
 
 
 def test_first_run_every_component_succeeds_and_the_model_is_pushed(output_root):
-    root, stdout = output_root
+    root, proc = output_root
+    stdout = proc.stdout
     runs = {r.node_id: r for r in report.component_runs(_metadata(root))}
     assert set(runs) == {
         "ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema", "ExampleValidator",
@@ -110,6 +111,30 @@ def _evaluator_accuracy(root):
     result = tfma.load_eval_result(uri)
     overall = dict(result.slicing_metrics)[()]
     return overall[""][""]["sparse_categorical_accuracy"]["doubleValue"]
+
+
+def test_the_terminal_gets_one_screen_and_the_log_gets_the_rest(output_root):
+    """Quiet by default: our lines on stdout, nothing on stderr, library records in the log."""
+    root, proc = output_root
+    lines = proc.stdout.splitlines()
+    assert proc.stderr == ""
+    assert len(lines) <= 24, proc.stdout  # one screen
+    [run_id] = [line.split(" ", 1)[1] for line in lines if line.startswith("run ")]
+    log_path = os.path.join(root, "mnist", "logs", f"{run_id}.log")
+    assert f"log: {log_path}" in lines
+    components = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert set(components) == {r.node_id for r in report.component_runs(_metadata(root), run_id)}
+    for line in lines:
+        assert line.startswith(("run ", "log: ", "  ", "anomalies: ", "evaluation: ", "pushed: ",
+                                "report: ")), line
+    with open(log_path) as f:
+        log = f.read()
+    # TF's C++ logger, absl (TFX's orchestration) and the Trainer's Keras output.
+    assert "node Trainer is finished." in log and "Epoch 1/" in log
+    assert "cuda" in log.lower() or "oneDNN" in log, log[:2000]
+    # The verdict in words, with the value TFMA measured.
+    assert f"evaluation: sparse_categorical_accuracy {_evaluator_accuracy(root):.4f} >= 0.9: " \
+           "blessed" in lines
 
 
 def test_pushed_model_classify_signature_labels_real_test_digits(output_root):

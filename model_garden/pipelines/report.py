@@ -24,6 +24,7 @@ class ComponentRun:
       blessed: for the Evaluator, whether its ModelBlessing says blessed;
         for the Pusher, whether it pushed; for the ExampleValidator, whether
         every split is free of anomalies; else ``None``.
+      started_ms: the execution's creation time, milliseconds since the epoch.
     """
 
     node_id: str
@@ -31,6 +32,7 @@ class ComponentRun:
     seconds: float
     execution_id: int
     blessed: Optional[bool] = None
+    started_ms: float = 0.0
 
 
 def open_store(metadata_path: str):
@@ -58,19 +60,24 @@ def _outcome(store, execution) -> Optional[bool]:
     return None
 
 
-def pipeline_runs(metadata_path: str) -> List[str]:
-    """Names of the pipeline runs in the store, oldest first."""
-    store = open_store(metadata_path)
+def pipeline_runs(metadata_path: str, store=None) -> List[str]:
+    """Names of the pipeline runs in the store, oldest first.
+
+    ``store``: an open store of ``metadata_path`` to reuse (a poller's).
+    """
+    store = store or open_store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
     return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
 
 
-def component_runs(metadata_path: str, run: Optional[str] = None) -> List[ComponentRun]:
+def component_runs(metadata_path: str, run: Optional[str] = None,
+                   store=None) -> List[ComponentRun]:
     """The component executions of one pipeline run, in start order.
 
     Args:
       metadata_path: the run's ``metadata.sqlite``.
       run: a pipeline run name from :func:`pipeline_runs`; default the latest.
+      store: an open store of ``metadata_path`` to reuse (a poller's).
 
     Returns:
       One :class:`ComponentRun` per executed (or cached) component.
@@ -80,8 +87,8 @@ def component_runs(metadata_path: str, run: Optional[str] = None) -> List[Compon
     """
     from ml_metadata.proto import metadata_store_pb2
 
-    store = open_store(metadata_path)
-    names = pipeline_runs(metadata_path)
+    store = store or open_store(metadata_path)
+    names = pipeline_runs(metadata_path, store)
     if not names:
         raise ValueError(f"{metadata_path}: no pipeline run recorded")
     context = store.get_context_by_type_and_name("pipeline_run", run or names[-1])
@@ -101,6 +108,7 @@ def component_runs(metadata_path: str, run: Optional[str] = None) -> List[Compon
                 / 1000.0,
                 execution_id=execution.id,
                 blessed=_outcome(store, execution),
+                started_ms=execution.create_time_since_epoch,
             )
         )
     return rows
