@@ -193,7 +193,6 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
       ValueError: ``train_steps`` or ``eval_steps`` below 1; ``on_anomalies``
         neither ``"warn"`` nor ``"fail"``.
     """
-    from tfx import v1 as tfx
     from tfx.dsl.components.base import executor_spec
 
     from model_garden.components import anomalies_gate as gate_lib
@@ -201,6 +200,7 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     from model_garden.components import input_spans as spans_lib
     from model_garden.components import latest_blessed_model as baseline_lib
     from model_garden.components import pusher as pusher_lib
+    from model_garden.pipelines import tfx_api as tfx
 
     dataset = get_dataset(recipe.dataset)
     resolvers = []
@@ -221,7 +221,7 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     schema = schema_importer.outputs["schema"]
     gate = gate_lib.AnomaliesGate(example_validator.outputs["anomalies"],
                                   options.on_anomalies).with_id(gate_lib.COMPONENT_ID)
-    transform = tfx.components.Transform(
+    transform = tfx.Transform(
         examples=examples,
         schema=schema,
         preprocessing_fn=recipe.preprocessing_fn,
@@ -243,16 +243,16 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     eval_steps = recipe.eval_steps if options.eval_steps is None else options.eval_steps
     if train_steps < 1 or eval_steps < 1:
         raise ValueError(f"train_steps ({train_steps}) and eval_steps ({eval_steps}) must be >= 1")
-    trainer = tfx.components.Trainer(
+    trainer = tfx.Trainer(
         run_fn=recipe.run_fn,
         # Without materialized examples the run_fn applies the transform graph.
         examples=transform.outputs["transformed_examples"] if recipe.materialize else examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(
+        train_args=tfx.TrainArgs(
             splits=[TRAIN_SPLIT], num_steps=train_steps
         ),
-        eval_args=tfx.proto.EvalArgs(
+        eval_args=tfx.EvalArgs(
             splits=[EVAL_SPLIT], num_steps=eval_steps
         ),
         custom_config=trainer_config.to_custom_config(),
@@ -260,7 +260,7 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
         custom_executor_spec=_executor_spec(options.trainer_executor),
     )
     threshold = recipe.eval.threshold if options.threshold is None else options.threshold
-    evaluator = tfx.components.Evaluator(
+    evaluator = tfx.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
@@ -269,11 +269,11 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
     )
     # An empty baseline (nothing pushed yet) is no baseline.
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_lib.Executor)
-    pusher = tfx.components.Pusher(
+    pusher = tfx.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=tfx.PushDestination(
+            filesystem=tfx.PushDestination.Filesystem(
                 base_directory=options.serving_dir
             )
         ),
@@ -287,32 +287,30 @@ def create_pipeline(recipe: Recipe, options: PipelineOptions):
 
 def _data_components(dataset, schema_file: str, options: PipelineOptions, input_spans: str):
     """ExampleGen, StatisticsGen, CuratedSchema, InferredSchema, ExampleValidator."""
-    from tfx import v1 as tfx
+    from model_garden.pipelines import tfx_api as tfx
 
     example_gen = dataset.make_example_gen(options.input_base, options.split, input_spans,
                                            **options.example_gen_options)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_importer = tfx.components.ImportSchemaGen(
+    statistics_gen = tfx.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_importer = tfx.ImportSchemaGen(
         schema_file=os.path.join(options.schemas_dir, schema_file)
     ).with_id("CuratedSchema")
-    inferred_schema = tfx.components.SchemaGen(
+    inferred_schema = tfx.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     ).with_id("InferredSchema")
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = tfx.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_importer.outputs["schema"]
     )
     return example_gen, statistics_gen, schema_importer, inferred_schema, example_validator
 
 
 def _pipeline(name: str, options: PipelineOptions, components):
-    from tfx import v1 as tfx
+    from model_garden.pipelines import tfx_api as tfx
 
     metadata = None
     if options.metadata_path:
-        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            options.metadata_path
-        )
-    return tfx.dsl.Pipeline(
+        metadata = tfx.sqlite_metadata_connection_config(options.metadata_path)
+    return tfx.Pipeline(
         pipeline_name=name,
         pipeline_root=options.pipeline_root,
         components=components,

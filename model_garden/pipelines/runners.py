@@ -202,9 +202,9 @@ def run_pipeline(pipeline, runner: str = "beam", run_id: Optional[str] = None) -
 
         BeamDagRunner().run_with_ir(ir)
     else:
-        from tfx import v1 as tfx
+        from model_garden.pipelines.tfx_api import LocalDagRunner
 
-        tfx.orchestration.LocalDagRunner().run_with_ir(ir)
+        LocalDagRunner().run_with_ir(ir)
     return run_id
 
 
