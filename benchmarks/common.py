@@ -26,6 +26,7 @@ class Measured:
         max over the child and every descendant it waited for: Beam's
         DirectRunner waits for its ``multi_processing`` workers) and
         :attr:`sampled_mib`.
+      waited_mib: ``os.wait4``'s ``ru_maxrss`` alone.
       sampled_mib: the largest RSS of any one process of the child's tree,
         sampled with psutil every ``sample_s`` (catches a descendant nobody
         waited for; can miss a peak shorter than the period).
@@ -34,6 +35,7 @@ class Measured:
 
     wall: float
     peak_mib: float
+    waited_mib: float
     sampled_mib: float
     returncode: int
     stdout: str
@@ -83,7 +85,8 @@ def measured_run(cmd: Sequence[str], env: Optional[Dict[str, str]] = None,
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Measured(wall, max(usage.ru_maxrss / 1024.0, sampled / 2**20), sampled / 2**20,
+        waited = usage.ru_maxrss / 1024.0  # KiB on Linux
+        result = Measured(wall, max(waited, sampled / 2**20), waited, sampled / 2**20,
                           proc.returncode, out.read(), err.read())
     if check and result.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {result.returncode}):\n"

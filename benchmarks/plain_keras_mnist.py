@@ -14,7 +14,8 @@ project, not a copy:
   pipeline's ExampleGen writes (``tests/test_mnist_example_gen.py`` holds the
   two to each other);
   (the benchmark hashes them before it starts this script, and passes them
-  as ``--split-file``: a plain script reads its split, it does not re-derive it);
+  as ``--split-file`` with the idx files' paths: a plain script reads its
+  split, it does not re-derive it, nor import TFX and Beam to do so);
 * pixels: ``/ 255`` as the recipe's ``preprocessing_fn`` (:mod:`model_garden.schemas.mnist`);
 * model, optimizer and learning-rate schedule: :func:`model_garden.trainers.mnist.build_model`
   with :func:`~model_garden.trainers.mnist.learning_rate_of` of the recipe's
@@ -47,14 +48,24 @@ RECIPE = "mnist"
 SPLIT = "hash:80/20"  # as `make demo`
 
 
-def read_images(data_dir: str):
-    """``(images, labels)`` of every complete idx pair in ``data_dir``, as ``--split hash`` reads them."""
+def hash_pairs(data_dir: str):
+    """The ``(images, labels)`` idx file pairs ``--split hash`` reads in ``data_dir``, in its order.
+
+    (The ExampleGen's :func:`~model_garden.components.mnist_example_gen.find_pairs`:
+    imports TFX and Beam.)
+    """
+    from model_garden.components.mnist_example_gen import HASH_PATTERN, find_pairs
+
+    return find_pairs(data_dir, HASH_PATTERN, strict=False)
+
+
+def read_images(pairs):
+    """``(images, labels)`` of the idx file ``pairs``, concatenated."""
     import numpy as np
 
-    from model_garden.components.mnist_example_gen import HASH_PATTERN, find_pairs
     from model_garden.datasets.idx import read_idx_pair
 
-    parts = [read_idx_pair(*pair) for pair in find_pairs(data_dir, HASH_PATTERN, strict=False)]
+    parts = [read_idx_pair(*pair) for pair in pairs]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -71,8 +82,9 @@ def write_split_file(data_dir: str, path: str, split_text: str = SPLIT) -> None:
     from model_garden.components.mnist_example_gen import hash_split_masks
     from model_garden.datasets import SplitSpec
 
-    train, test = hash_split_masks(*read_images(data_dir), SplitSpec.parse(split_text))
-    np.savez(path, train=train, test=test)
+    pairs = hash_pairs(data_dir)
+    train, test = hash_split_masks(*read_images(pairs), SplitSpec.parse(split_text))
+    np.savez(path, train=train, test=test, pairs=np.array(pairs))
 
 
 def load_split(data_dir: str, split_file=None, split_text: str = SPLIT):
@@ -80,21 +92,23 @@ def load_split(data_dir: str, split_file=None, split_text: str = SPLIT):
 
     Images are float32 ``[N, 28, 28, 1]`` in [0, 1], labels int64 ``[N]``, in
     file order (the Trainer shuffles the training examples; so does :func:`main`).
-    ``split_file``: masks from :func:`write_split_file`; ``None``: computed here.
+    ``split_file``: the files and masks of :func:`write_split_file` (nothing of
+    TFX or Beam is imported); ``None``: computed here (importing both).
     """
     import numpy as np
 
-    from model_garden.components.mnist_example_gen import hash_split_masks
-    from model_garden.datasets import SplitSpec
-
-    images, labels = read_images(data_dir)
     if split_file:
-        masks = np.load(split_file)
-        train, test = masks["train"], masks["test"]
+        saved = np.load(split_file)
+        images, labels = read_images([tuple(p) for p in saved["pairs"]])
+        train, test = saved["train"], saved["test"]
         if train.shape != labels.shape:
             raise ValueError(f"{split_file}: masks of {train.shape[0]} examples, "
-                             f"{data_dir} has {labels.shape[0]}")
+                             f"its files hold {labels.shape[0]}")
     else:
+        from model_garden.components.mnist_example_gen import hash_split_masks
+        from model_garden.datasets import SplitSpec
+
+        images, labels = read_images(hash_pairs(data_dir))
         train, test = hash_split_masks(images, labels, SplitSpec.parse(split_text))
     as_float = lambda a: (a[..., None] / np.float32(255.0)).astype(np.float32)  # noqa: E731
     return ((as_float(images[train]), labels[train].astype(np.int64)),
