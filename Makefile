@@ -52,8 +52,12 @@ fuzz:  ## long fuzzing run of the data readers by hand (FUZZ_EXAMPLES=2000 per r
 	MODEL_GARDEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MODEL_GARDEN_FUZZ_RANDOM=1 \
 	  $(PY) -m pytest -s -p no:cacheprovider --hypothesis-show-statistics tests/test_fuzz_readers.py
 
-bench:  ## benchmarks: print the results table
-	$(PY) benchmarks/run.py
+# BENCH: benchmark names (benchmarks/run.py), or all; BENCH_ARGS e.g. --modes
+# multi_processing,in_memory.  Default: the local run against its peers.
+BENCH ?= local_run
+BENCH_ARGS ?=
+bench:  ## benchmarks: print the results table (BENCH=local_run; BENCH=all: every benchmark)
+	$(PY) benchmarks/run.py $(BENCH) $(BENCH_ARGS)
 
 # kill -9 at each component of the MNIST recipe, a full disk (a small tmpfs:
 # run as root) and a concurrent second run; 30-40 minutes on 2 cores.

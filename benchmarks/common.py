@@ -1,13 +1,111 @@
 """Shared benchmark helpers: timed `model-garden run`, TFMA metrics, tables, and the
 Trainer-input benchmarks' pieces (Transform artifacts, per-step clocks, paired rounds)."""
 
+import dataclasses
 import glob
 import os
-import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+#: The checkout these benchmarks belong to.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Measured:
+    """What :func:`measured_run` saw of one child process.
+
+    Attributes:
+      wall: seconds from start to exit.
+      peak_mib: peak resident memory in MiB of the largest single process:
+        the larger of ``os.wait4``'s ``ru_maxrss`` of the child (on Linux the
+        max over the child and every descendant it waited for: Beam's
+        DirectRunner waits for its ``multi_processing`` workers) and
+        :attr:`sampled_mib`.
+      waited_mib: ``os.wait4``'s ``ru_maxrss`` alone.
+      sampled_mib: the largest RSS of any one process of the child's tree,
+        sampled with psutil every ``sample_s`` (catches a descendant nobody
+        waited for; can miss a peak shorter than the period).
+      returncode, stdout, stderr: the child's.
+    """
+
+    wall: float
+    peak_mib: float
+    waited_mib: float
+    sampled_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def measured_run(cmd: Sequence[str], env: Optional[Dict[str, str]] = None,
+                 cwd: Optional[str] = None, sample_s: float = 0.5,
+                 check: bool = True) -> Measured:
+    """Runs ``cmd`` in a child process; its wall time and per-process peak memory.
+
+    Raises:
+      RuntimeError: ``check`` and the child failed (its last output lines attached).
+    """
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        sampled = 0
+        stop = threading.Event()
+
+        def sample():
+            nonlocal sampled
+            try:
+                root = psutil.Process(proc.pid)
+            except psutil.NoSuchProcess:
+                return
+            while not stop.is_set():
+                try:
+                    tree = [root] + root.children(recursive=True)
+                except psutil.NoSuchProcess:
+                    return
+                for p in tree:
+                    try:
+                        sampled = max(sampled, p.memory_info().rss)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        pass
+                stop.wait(sample_s)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        stop.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        waited = usage.ru_maxrss / 1024.0  # KiB on Linux
+        result = Measured(wall, max(waited, sampled / 2**20), waited, sampled / 2**20,
+                          proc.returncode, out.read(), err.read())
+    if check and result.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {result.returncode}):\n"
+                           f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def checkout_env(**extra: str) -> Dict[str, str]:
+    """This environment with the checkout first on ``PYTHONPATH`` (children import its code,
+    not another install's), plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def cli_command(*args: str) -> List[str]:
+    """``model-garden ARGS`` as this checkout's code runs it (``python -m model_garden.cli``)."""
+    return [sys.executable, "-m", "model_garden.cli", *args]
 
 
 def timed_run(recipe: str, output_root: str, args: Sequence[str]) -> Tuple[float, float]:
@@ -15,31 +113,31 @@ def timed_run(recipe: str, output_root: str, args: Sequence[str]) -> Tuple[float
 
     Returns:
       (wall seconds, peak resident memory in MiB of the largest process of the
-      run: the driver or one Beam worker, from getrusage(RUSAGE_CHILDREN)).
+      run: the driver or one Beam worker; :func:`measured_run`).
 
     Raises:
       RuntimeError: the run failed (its last output lines attached).
     """
-    cmd = [sys.executable, "-m", "model_garden.cli", "run", recipe,
-           "--output-root", output_root, *args]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.monotonic() - start
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return wall, peak_mib
+    run = measured_run(cli_command("run", recipe, "--output-root", output_root, *args),
+                       env=checkout_env())
+    return run.wall, run.peak_mib
+
+
+def tfma_overall_metrics(evaluation_dir: str) -> Dict[str, float]:
+    """The overall-slice metrics of the newest execution in an Evaluator's ``evaluation/`` folder."""
+    import tensorflow_model_analysis as tfma
+
+    uris = sorted(glob.glob(os.path.join(evaluation_dir, "*")),
+                  key=lambda p: int(os.path.basename(p)))
+    result = tfma.load_eval_result(uris[-1])
+    overall = dict(result.slicing_metrics)[()][""][""]
+    return {k: v["doubleValue"] for k, v in overall.items() if "doubleValue" in v}
 
 
 def evaluator_metrics(output_root: str, recipe: str) -> Dict[str, float]:
     """The overall-slice metrics of the newest Evaluator output of a run."""
-    import tensorflow_model_analysis as tfma
-
-    uris = sorted(glob.glob(os.path.join(output_root, recipe, "pipeline", "Evaluator",
-                                         "evaluation", "*")), key=lambda p: int(os.path.basename(p)))
-    result = tfma.load_eval_result(uris[-1])
-    overall = dict(result.slicing_metrics)[()][""][""]
-    return {k: v["doubleValue"] for k, v in overall.items() if "doubleValue" in v}
+    return tfma_overall_metrics(os.path.join(output_root, recipe, "pipeline", "Evaluator",
+                                             "evaluation"))
 
 
 def markdown_table(header: List[str], rows: List[List[str]]) -> str:

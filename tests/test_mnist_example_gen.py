@@ -120,6 +120,18 @@ def test_hash_split_counts_and_exact_pixels(hash_run, real_t10k):
     assert sorted(seen) == sorted(table)  # each real image exactly once
 
 
+def test_hash_split_masks_match_the_executor(hash_run, real_t10k):
+    # The benchmarks' plain Keras script trains on hash_split_masks' split:
+    # it must be the executor's, example for example.
+    images, labels = real_t10k[0][:N_SUBSET], real_t10k[1][:N_SUBSET]
+    train, test = meg.hash_split_masks(images, labels, SplitSpec.parse("hash"))
+    assert (train ^ test).all()
+    table = _pixels_to_label(images, labels)
+    for name, mask in (("train", train), ("test", test)):
+        got = _check_examples(_read_split(hash_run, name), table)
+        assert sorted(got) == sorted(img.tobytes() for img in images[mask])
+
+
 def test_hash_split_skips_orphan_with_warning(tmp_path, real_t10k, mnist_dir, caplog):
     input_base = _subset_dir(str(tmp_path), real_t10k, {"t10k": slice(0, 10)})
     os.symlink(os.path.join(mnist_dir, "train-labels-idx1-ubyte.gz"),

@@ -19,7 +19,8 @@ place in the cache key on every runner. The input splits:
   ``train``:``test`` buckets (``SplitConfig``).
 """
 
-from typing import Any, Dict, Mapping, Optional
+import itertools
+from typing import Any, Dict, List, Mapping, Optional
 
 import apache_beam as beam
 from tfx import types
@@ -166,6 +167,45 @@ def stamp_window(examples, window: SpanWindow) -> None:
     examples.set_string_custom_property("spans", ",".join(map(str, window.spans)))
 
 
+def hash_split_config(split):
+    """The ``SplitConfig`` of a ``hash`` split: ``train`` then ``test`` hash buckets."""
+    from tfx.proto import example_gen_pb2
+
+    return example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=split.train_buckets),
+            example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=split.test_buckets),
+        ]
+    )
+
+
+def hash_split_of(examples, split) -> List[int]:
+    """The output split each example lands in under a ``hash`` split: 0 ``train``, 1 ``test``.
+
+    Exactly what the ExampleGen executor does (TFX's
+    ``BaseExampleGenExecutor``): buckets are the running sums of the
+    splits' ``hash_buckets`` and each example goes through TFX's own
+    partition function (a SHA-256 of its deterministic serialization), so
+    code outside the pipeline (the benchmarks' plain Keras script) gets the
+    very split a ``--split hash:...`` run trains and evaluates on.
+
+    Args:
+      examples: the ``tf.train.Example``s the dataset's ExampleGen writes
+        (same features, same bytes: the hash is of the serialization).
+      split: a ``hash`` :class:`model_garden.datasets.SplitSpec`.
+
+    Raises:
+      ValueError: ``split`` is not a hash split.
+    """
+    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+
+    if split.kind != "hash":
+        raise ValueError(f"hash_split_of needs a hash split, not {split.kind!r}")
+    config = hash_split_config(split)
+    buckets = list(itertools.accumulate(s.hash_buckets for s in config.splits))
+    return [_PartitionFn(example, len(buckets), buckets, config) for example in examples]
+
+
 def make_file_example_gen(
     input_base: str,
     split,
@@ -213,14 +253,7 @@ def make_file_example_gen(
         input_config = example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="all", pattern=all_pattern)]
         )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=split.train_buckets),
-                    example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=split.test_buckets),
-                ]
-            )
-        )
+        output_config = example_gen_pb2.Output(split_config=hash_split_config(split))
     else:
         raise ValueError(f"unknown split kind {split.kind!r}: use 'official' or 'hash'")
     if output_config is None:

@@ -35,7 +35,8 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from model_garden.datasets import SplitSpec
-from model_garden.components.file_example_gen import SpanExampleGenExecutor, make_file_example_gen
+from model_garden.components.file_example_gen import (SpanExampleGenExecutor, hash_split_of,
+                                                      make_file_example_gen)
 from model_garden.datasets.idx import read_idx_pair
 from model_garden.components.image_example import png_example
 
@@ -102,6 +103,28 @@ def _pair_to_examples(pair: Tuple[str, str]) -> Iterator[tf.train.Example]:
     logging.info("%s: %d images", pair[0], len(images))
     for pixels, label in zip(images, labels):
         yield png_example(pixels, int(label))
+
+
+def hash_split_masks(images, labels, split: SplitSpec):
+    """Which of ``images`` the ExampleGen puts in ``train`` and which in ``test``.
+
+    The examples are built as the executor builds them (:func:`png_example`)
+    and assigned by :func:`hash_split_of`, so the result is the split of a
+    ``--split hash:...`` run over the same idx files.
+
+    Args:
+      images: uint8 ``[N, 28, 28]`` (:func:`read_idx_pair`).
+      labels: uint8 ``[N]``.
+      split: a ``hash`` split.
+
+    Returns:
+      ``(train, test)``: boolean ``[N]`` masks, complementary.
+    """
+    import numpy as np
+
+    parts = np.array(hash_split_of((png_example(p, int(l)) for p, l in zip(images, labels)),
+                                   split))
+    return parts == 0, parts == 1
 
 
 @beam.ptransform_fn
