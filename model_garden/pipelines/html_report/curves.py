@@ -65,7 +65,7 @@ def read_curves(log_dir: str) -> Curves:
 
 
 def curves_html(curves: Curves) -> str:
-    """One figure, one panel per metric (loss first), train and validation lines per epoch.
+    """One figure, one panel per metric (loss first, 3 a row), train and validation lines per epoch.
 
     Epochs are numbered from 1 on the x axis. Returns a sentence instead
     when ``curves`` is empty.
@@ -73,7 +73,11 @@ def curves_html(curves: Curves) -> str:
     if not curves:
         return "<p>No TensorBoard epoch summaries in the Trainer's logs.</p>"
     metrics = sorted(curves, key=lambda m: (m != "loss", m == "learning_rate", m))
-    fig, axes = new_figure(width=4.2 * len(metrics), height=3.2, ncols=len(metrics))
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = new_figure(width=4.2 * ncols, height=3.2 * nrows, ncols=ncols, nrows=nrows)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
     for ax, metric in zip(axes, metrics):
         for run, points in sorted(curves[metric].items()):
             epochs = [step + 1 for step, _ in points]

@@ -27,9 +27,10 @@ TOP_VALUES = 5
 _BINARY = "__BYTES_VALUE__"
 
 
-def _frame_html(frame) -> str:
-    """A pandas DataFrame as an escaped HTML table without the index."""
-    return frame.to_html(index=False, escape=True, border=0, na_rep="-")
+def _frame_html(frame, text: bool = False) -> str:
+    """A pandas DataFrame as an escaped HTML table without the index (``text``: left-aligned)."""
+    return frame.to_html(index=False, escape=True, border=0, na_rep="-",
+                         classes="text" if text else None)
 
 
 def load_split_statistics(artifact) -> List[tuple]:
@@ -160,7 +161,7 @@ def statistics_html(artifact) -> str:
                          + _frame_html(pd.DataFrame(numeric)))
         if categorical:
             parts.append('<p class="note">categorical and bytes features</p>'
-                         + _frame_html(pd.DataFrame(categorical)))
+                         + _frame_html(pd.DataFrame(categorical), text=True))
     parts.append(f'<p class="note">from <code>{esc(artifact.uri)}</code></p>')
     return "\n".join(parts)
 
@@ -180,7 +181,7 @@ def anomalies_html(found: Optional[list]) -> str:
                            "short description": a.short_description,
                            "description": a.description} for a in found])
     return (f'<p><span class="bad">{len(found)} anomalies</span> against the curated schema.</p>'
-            + _frame_html(frame))
+            + _frame_html(frame, text=True))
 
 
 def schema_html(artifact) -> str:

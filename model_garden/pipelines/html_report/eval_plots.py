@@ -15,8 +15,9 @@ TFMA's ``PlotData`` proto (camelCase keys; a field that is 0 is absent):
   ``falseNegatives`` (the ROC curve: false positive rate against recall,
   one point per threshold; 1,000 thresholds by default);
 - ``calibrationHistogramBuckets.buckets[]``: ``lowerThresholdInclusive``,
-  ``upperThresholdExclusive``, ``numWeightedExamples.value``,
-  ``totalWeightedLabel.value``, ``totalWeightedRefinedPrediction.value``.
+  ``upperThresholdExclusive``, ``numWeightedExamples``,
+  ``totalWeightedLabel``, ``totalWeightedRefinedPrediction`` (numbers; in
+  the proto's own JSON each is ``{"value": x}``, also accepted).
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -96,7 +97,7 @@ def roc_points(plot: dict) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
     rate with an empty denominator is 0.
     """
     matrices = sorted(plot.get("matrices", []), key=lambda m: m.get("threshold", 0.0))
-    tp, fp, tn, fn = (np.array([m.get(k, 0.0) for m in matrices]) for k in
+    tp, fp, tn, fn = (np.array([float(m.get(k, 0.0)) for m in matrices]) for k in
                       ("truePositives", "falsePositives", "trueNegatives", "falseNegatives"))
     with np.errstate(invalid="ignore", divide="ignore"):
         tpr = np.nan_to_num(tp / (tp + fn))
@@ -133,15 +134,27 @@ def roc_html(plot: dict) -> str:
                     css_class="binary-confusion"))
 
 
-def calibration_points(plot: dict) -> List[Tuple[float, float, float]]:
-    """``[(mean prediction, mean label, examples)]`` of each non-empty calibration bucket."""
-    out = []
+def _value(bucket: dict, key: str) -> float:
+    """A bucket's number: TFMA's view gives it bare, the proto's JSON as ``{"value": x}``."""
+    value = bucket.get(key, 0.0)
+    return float(value.get("value", 0.0) if isinstance(value, dict) else value)
+
+
+def calibration_points(plot: dict, bins: int = 20) -> List[Tuple[float, float, float]]:
+    """``[(mean prediction, mean label, examples)]`` per non-empty bin of predictions.
+
+    TFMA's buckets (10,000 by default, of width 0.0001) are summed into
+    ``bins`` equal bins of [0, 1] by their mean prediction, so each point
+    holds enough examples to be read.
+    """
+    sums = np.zeros((bins, 3))  # predictions, labels, examples
     for bucket in plot.get("buckets", []):
-        n = bucket.get("numWeightedExamples", {}).get("value", 0.0)
+        n = _value(bucket, "numWeightedExamples")
         if n:
-            out.append((bucket.get("totalWeightedRefinedPrediction", {}).get("value", 0.0) / n,
-                        bucket.get("totalWeightedLabel", {}).get("value", 0.0) / n, n))
-    return out
+            prediction = _value(bucket, "totalWeightedRefinedPrediction")
+            index = min(bins - 1, max(0, int(prediction / n * bins)))
+            sums[index] += (prediction, _value(bucket, "totalWeightedLabel"), n)
+    return [(p / n, label / n, n) for p, label, n in sums if n]
 
 
 def calibration_html(plot: dict) -> str:
@@ -152,19 +165,20 @@ def calibration_html(plot: dict) -> str:
     prediction, label, n = (np.array(v) for v in zip(*points))
     fig, (ax, hist) = new_figure(9.0, 4.2, ncols=2)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.scatter(prediction, label, s=10 + 90 * n / n.max(), alpha=0.7, label="buckets")
+    ax.scatter(prediction, label, s=10 + 90 * n / n.max(), alpha=0.7, label="bins")
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("fraction of positives")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
-    hist.bar(prediction, n, width=0.01)
+    hist.bar(prediction, n, width=0.04)
     hist.set_xlabel("mean predicted probability")
     hist.set_ylabel("examples")
     hist.set_xlim(0, 1)
     fig.tight_layout()
-    return svg_figure(fig, f"calibration over {len(points)} non-empty buckets",
+    return svg_figure(fig, f"calibration: {len(points)} non-empty bins of width "
+                      f"{1 / 20:.2g}, mean label against mean prediction, with their sizes",
                       "calibration-plot")
 
 

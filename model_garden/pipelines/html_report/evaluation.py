@@ -62,7 +62,7 @@ def _flatten(slicing: list) -> List[Tuple[str, dict]]:
                 for name, value in by_name.items():
                     full = "/".join(p for p in (output, sub_key, name) if p)
                     if isinstance(value, dict) and "doubleValue" in value:
-                        values[full] = value["doubleValue"]
+                        values[full] = float(value["doubleValue"])  # "NaN" -> nan
                     else:
                         values[full] = value
         name = slicer_lib.stringify_slice_key(slice_key) if slice_key else "Overall"

@@ -8,6 +8,7 @@ it offline and makes no request.
 
 import html
 import io
+import math
 from typing import Iterable, List, Optional, Sequence
 
 CSS = """
@@ -19,6 +20,7 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 .ok { color: #17692a; font-weight: bold; } .bad { color: #a3141c; font-weight: bold; }
 .note { color: #555; font-size: 0.9em; } figure { margin: 0.6em 0; display: inline-block; }
 figcaption { font-size: 0.9em; color: #555; } code { background: #f4f4f4; padding: 0 3px; }
+figure svg { max-width: 100%; height: auto; } table.text td { text-align: left; }
 """
 
 
@@ -52,6 +54,10 @@ def number(value, digits: int = 4) -> str:
     """A float with ``digits`` significant digits, an int with thousands separators."""
     if value is None:
         return "-"
+    if isinstance(value, str):  # protobuf JSON: "NaN", "Infinity"
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
                                   and abs(value) < 1e15):
         return f"{int(value):,}"
@@ -69,8 +75,11 @@ def svg_figure(fig, caption: str = "", css_id: str = "") -> str:
     import matplotlib
 
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "model-garden"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "path"}):
+        # No <metadata> block (its RDF names URLs); clip-path ids stay random per figure,
+        # so two inline SVGs never share one.
+        fig.savefig(buffer, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE
     attrs = f' id="{esc(css_id)}"' if css_id else ""
@@ -78,16 +87,16 @@ def svg_figure(fig, caption: str = "", css_id: str = "") -> str:
     return f"<figure{attrs}>{svg}{caption_html}</figure>"
 
 
-def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1):
-    """A matplotlib ``Figure`` of ``width`` x ``height`` inches and its ``ncols`` axes (a list).
+def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1, nrows: int = 1):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches and its axes (a flat list, row by row).
 
     Made without ``pyplot``: no backend, no global figure list to close.
     """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
 
 
 def document(title: str, sections: List[str]) -> str:
