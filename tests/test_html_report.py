@@ -178,6 +178,8 @@ def test_the_report_is_written_under_reports_named_by_the_run_id(runs, recipe):
         text = f.read()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert run_id in text
+    assert "Could not read this part" not in text  # every section rendered
+    assert "did not complete in this run" not in text
 
 
 @pytest.mark.slow
