@@ -63,8 +63,12 @@ def runs(tmp_path_factory):
     return get
 
 
+#: Debian's chromium package puts it here.
+CHROMIUM = "/usr/bin/chromium"
+
+
 def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
+    path = shutil.which("chromium") or CHROMIUM
     if not os.path.exists(path):
         pytest.fail("chromium is missing: `apt-get install -y --no-install-recommends chromium` "
                     "(.ci/run installs it)")
@@ -276,3 +280,10 @@ def test_a_store_without_runs_is_one_error_line(tmp_path):
     assert result.output.strip().splitlines() == [
         f"Error: no pipeline run of mnist recorded in {path}"]
     assert not (tmp_path / "mnist" / "reports").exists()
+
+
+def test_a_missing_chromium_fails_the_browser_tests_rather_than_skipping_them(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception, match="chromium is missing"):
+        _chromium()
