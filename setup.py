@@ -22,6 +22,7 @@ setuptools.setup(
         "click>=8",
         "tqdm",
         "pyyaml",
+        "matplotlib",
     ],
     entry_points={"console_scripts": ["model-garden=model_garden.cli:main"]},
 )

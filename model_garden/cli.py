@@ -504,6 +504,42 @@ def _versions(serving_dir: str):
 
 
 @cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option("--run", "run_id", metavar="ID",
+              help="The pipeline run id (`model-garden run` prints it); default the latest run.")
+@click.option("--output-root", default="model-garden-output", show_default=True,
+              callback=_local_folder, help="The --output-root the runs used.")
+def report(recipe_name, run_id, output_root):
+    """Write the HTML report of one run of RECIPE and print its path.
+
+    One self-contained page (no network needed to open it): components,
+    data statistics and anomalies, training curves, TFMA metrics and plots,
+    what was pushed. Written to <output-root>/<recipe>/reports/<run id>.html.
+    """
+    from model_garden.pipelines import html_report, report as report_lib, runners
+
+    recipe = _recipe(recipe_name)
+    layout = runners.LocalLayout(os.path.abspath(output_root), recipe.name)
+    if not os.path.isfile(layout.metadata_path):
+        raise click.ClickException(
+            f"no runs of {recipe.name} under --output-root {output_root} "
+            f"({layout.metadata_path} does not exist); run `model-garden run {recipe.name} "
+            f"--output-root {output_root}` first")
+    runs = report_lib.pipeline_runs(layout.metadata_path)
+    if not runs:
+        raise click.ClickException(f"no pipeline run of {recipe.name} recorded in "
+                                   f"{layout.metadata_path}")
+    if run_id is not None and run_id not in runs:
+        raise click.BadParameter(
+            f"no run {run_id!r} of {recipe.name} in {layout.metadata_path}; the latest: "
+            f"{', '.join(runs[-3:])}", param_hint="--run")
+    path = html_report.write_report(
+        layout.metadata_path, layout.serving_dir, run_id,
+        os.path.join(os.path.dirname(layout.metadata_path), "reports"))
+    click.echo(path)
+
+
+@cli.command()
 @click.argument("dataset_name", metavar="DATASET")
 @_data_dir_option
 @click.option("--output-root", default="model-garden-output", show_default=True,

@@ -128,7 +128,8 @@ register(
         eval=EvalSpec(
             label_key="image/class/label",
             prediction_key="probabilities",
-            metrics=("SparseCategoricalAccuracy",),
+            # The plot: the run report's confusion matrix (html_report).
+            metrics=("SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
             threshold_metric="SparseCategoricalAccuracy",
             # What the full 60k training set reaches (official/mnist: 99.2%);
             # the 8k digits of a hash split of the 10k test set reach ~98.5%.
@@ -158,8 +159,10 @@ for _kind in configs.CENSUS_LEARNING_RATES:
             eval=EvalSpec(
                 label_key="income_bracket",
                 prediction_key="probabilities",
+                # The plots: the run report's calibration and ROC curves
+                # (ROC from ConfusionMatrixPlot's per-threshold counts).
                 metrics=("BinaryAccuracy", "AUC", "Precision", "Recall",
-                         "Calibration", "CalibrationPlot"),
+                         "Calibration", "CalibrationPlot", "ConfusionMatrixPlot"),
                 threshold_metric="BinaryAccuracy",
                 threshold=0.83,
                 slices=(("gender",), ("race",)),
@@ -191,7 +194,8 @@ for _depth, _error in _CIFAR10_RESNET_ERROR.items():
             eval=EvalSpec(
                 label_key="image/class/label",
                 prediction_key="probabilities",
-                metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy"),
+                metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+                         "MultiClassConfusionMatrixPlot"),
                 threshold_metric="SparseCategoricalAccuracy",
                 # the paper's accuracy less one point (seed-to-seed variance)
                 threshold=round(1 - _error / 100 - 0.01, 4),
@@ -281,7 +285,8 @@ def _slim_recipe(dataset: str, net: str) -> Recipe:
         eval=EvalSpec(
             label_key="image/class/label",
             prediction_key="probabilities",
-            metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy"),
+            metrics=("SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+                     "MultiClassConfusionMatrixPlot"),
             threshold_metric="SparseCategoricalAccuracy",
             threshold=threshold,
             # top-1 and top-5 per class as well as overall

@@ -177,22 +177,49 @@ def anomalies(metadata_path: str, run: Optional[str] = None):
     Raises:
       ValueError: the store holds no pipeline run.
     """
-    from tfx.types import artifact_utils
-
     from model_garden.components.anomalies_gate import read_anomalies
 
-    store = open_store(metadata_path)
     found = None
+    for artifact in output_artifacts(metadata_path, "ExampleValidator", "ExampleAnomalies", run):
+        found = (found or []) + read_anomalies(artifact)
+    return found
+
+
+def output_artifacts(metadata_path: str, node_id: str, type_name: str,
+                     run: Optional[str] = None) -> list:
+    """The outputs of type ``type_name`` of component ``node_id`` in one run.
+
+    Only a ``COMPLETE`` or ``CACHED`` execution counts (a cached one's
+    outputs are the earlier run's artifacts, which it reused).
+
+    Args:
+      metadata_path: the run's ``metadata.sqlite``.
+      node_id: the component id, e.g. ``"Evaluator"``.
+      type_name: the MLMD artifact type, e.g. ``"ModelEvaluation"``,
+        ``"ExampleStatistics"``, ``"ModelRun"``, ``"PushedModel"``.
+      run: a pipeline run name from :func:`pipeline_runs`; default the latest.
+
+    Returns:
+      TFX artifacts (``tfx.types.Artifact``: ``uri``, ``split_names``,
+      custom properties), in MLMD id order; ``[]`` when the component did
+      not complete in that run.
+
+    Raises:
+      ValueError: the store holds no pipeline run.
+    """
+    from tfx.types import artifact_utils
+
+    store = open_store(metadata_path)
+    found = []
     for row in component_runs(metadata_path, run):
-        if row.node_id != "ExampleValidator" or row.state not in ("COMPLETE", "CACHED"):
+        if row.node_id != node_id or row.state not in ("COMPLETE", "CACHED"):
             continue
         events = store.get_events_by_execution_ids([row.execution_id])
         outputs = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.OUTPUT])
-        for artifact in outputs:
+        for artifact in sorted(outputs, key=lambda a: a.id):
             (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
-            if artifact_type.name == "ExampleAnomalies":
-                found = (found or []) + read_anomalies(
-                    artifact_utils.deserialize_artifact(artifact_type, artifact))
+            if artifact_type.name == type_name:
+                found.append(artifact_utils.deserialize_artifact(artifact_type, artifact))
     return found
 
 
