@@ -24,7 +24,9 @@ deep part's (Adagrad) gradients multiplied by the batch size before they
 are applied, i.e. that one part trained as with the summed loss.
 
     python benchmarks/run.py census_loss_reduction
-    CENSUS_LR_KINDS=wide_deep CENSUS_LR_SEEDS=1 python benchmarks/run.py census_loss_reduction
+    # a subset: models, seeds, epochs (default 10), without the per-part rows
+    CENSUS_LR_KINDS=wide_deep CENSUS_LR_SEEDS=1 CENSUS_LR_EPOCHS=40 CENSUS_LR_PARTS=0 \
+        python benchmarks/run.py census_loss_reduction
 """
 
 import os
