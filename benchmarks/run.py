@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BENCHMARKS = {"mnist": "benchmarks.mnist", "cifar10": "benchmarks.cifar10", "census": "benchmarks.census",
               "image_example_gen": "benchmarks.image_example_gen",
               "mnist_lr_schedule": "benchmarks.mnist_lr_schedule",
+              "census_loss_reduction": "benchmarks.census_loss_reduction",
               "slim_trainer": "benchmarks.slim_trainer", "eval_plots": "benchmarks.eval_plots",
               "local_run": "benchmarks.local_run"}
 #: Benchmarks taking ``modes`` (Beam DirectRunner modes), and ``smoke``.

@@ -383,3 +383,105 @@ def test_evaluator_maps_string_label(data, trained, tmp_path):
     labels = np.array([r["income_bracket"] == ">50K" for r in data.test])
     assert values["example_count"] == N_TEST
     assert values["binary_accuracy"] == pytest.approx(np.mean((probabilities >= 0.5) == labels))
+
+
+def _first_step_on_a_rare_cross(data, kind, loss_reduction):
+    """One training step of ``kind`` on the first 40 real rows; what the
+    optimizers did to the weight of an ``age x education x occupation``
+    bucket that exactly one of the 40 rows has, and to the deep logit's bias.
+
+    Returns ``(p, y, rows, wide_after, deep_bias_delta, model)``: the
+    probabilities before the step, the labels, the rows having the bucket,
+    that wide weight after the step, and the change of ``deep_logits``' bias
+    (``None`` for ``wide``).
+    """
+    vocab_sizes = {n: census.vocab_size(n, data.tft_output) for n in census.VOCAB_FEATURES}
+    model = wide_deep.build_model(kind, vocab_sizes=vocab_sizes, loss_reduction=loss_reduction)
+    xf = _materialized(data, "train")
+    features = {k: xf[k][:40] for k in model.input_names}
+    y = xf[census.LABEL_KEY][:40, 0].astype(np.float64)
+    key = census.AGE_X_EDUCATION_X_OCCUPATION_KEY
+    ids, counts = np.unique(features[key][:, 0], return_counts=True)
+    rare = int(ids[counts == 1][0])
+    rows = features[key][:, 0] == rare
+    sizes = wide_deep.wide_sizes(vocab_sizes)
+    index = sum(sizes[k] for k in wide_deep.WIDE_KEYS[: wide_deep.WIDE_KEYS.index(key)]) + rare
+    p = model.predict(features, verbose=0)[:, 0].astype(np.float64)
+    deep_bias = (model.get_layer("deep").get_layer("deep_logits").bias
+                 if "deep" in kind.split("_") else None)
+    before = None if deep_bias is None else deep_bias.numpy()[0]
+    model.train_on_batch(features, xf[census.LABEL_KEY][:40])
+    wide_after = model.get_layer("wide").get_layer("wide_logits").kernel.numpy()[index, 0]
+    delta = None if deep_bias is None else deep_bias.numpy()[0] - before
+    return p, y, rows, wide_after, delta, model
+
+
+@pytest.mark.parametrize("loss_reduction,divisor", [("sum", 1), ("sum_over_batch_size", 40)])
+@pytest.mark.parametrize("kind", ["wide", "wide_deep"])
+def test_optimizers_see_the_reduced_loss_gradient(data, kind, loss_reduction, divisor):
+    """FTRL's first step on a rare wide weight and Adagrad's on the deep
+    logit's bias, in closed form, from the gradient of the SUMMED loss (the TF1
+    estimators' ``loss_reduction=SUM``) or of the batch mean (40x smaller).
+
+    FTRL (lr_power -0.5, initial accumulator 0.1, no l1/l2) from w = 0:
+    w' = -lr g / sqrt(0.1 + g^2); Adagrad: b' - b = -lr g / sqrt(0.1 + g^2);
+    g = sum over the batch of (p - y) x / divisor for sigmoid cross-entropy.
+    """
+    p, y, rows, wide_after, deep_delta, model = _first_step_on_a_rare_cross(
+        data, kind, loss_reduction)
+    g = float(np.sum(p[rows] - y[rows])) / divisor
+    lr = float(model.optimizer.learning_rate)
+    expected = -lr * g / math.sqrt(0.1 + g * g)
+    assert wide_after == pytest.approx(expected, rel=1e-4)
+    if kind == "wide_deep":
+        g_bias = float(np.sum(p - y)) / divisor
+        dnn_lr = float(model.dnn_optimizer.learning_rate)
+        assert deep_delta == pytest.approx(-dnn_lr * g_bias / math.sqrt(0.1 + g_bias**2), rel=1e-3)
+
+
+def test_summed_loss_steps_are_larger_on_rare_features(data):
+    """What the loss reduction changes: with one row of 40 having the bucket,
+    FTRL's first step under the summed loss is ~20x the batch mean's (the
+    initial accumulator 0.1 dominates a 1/40-sized gradient)."""
+    steps = {r: abs(_first_step_on_a_rare_cross(data, "wide", r)[3])
+             for r in ("sum", "sum_over_batch_size")}
+    assert steps["sum"] > 15 * steps["sum_over_batch_size"] > 0
+
+
+def test_loss_reduction_defaults():
+    """The official (TF 1.x) estimators sum the loss: the v1 LinearClassifier,
+    DNNClassifier and DNNLinearCombinedClassifier default to
+    loss_reduction=SUM (read from the installed tensorflow_estimator source).
+    The recipes' defaults were chosen on a validation split of adult.data
+    (benchmarks/census_loss_reduction.py): the sum for census_wide_deep, the
+    mean for census_wide and census_deep; ``--set loss_reduction=...``
+    switches."""
+    import ast
+    import importlib.util
+
+    from model_garden.pipelines import recipes
+    from model_garden.trainers import configs
+
+    root = importlib.util.find_spec("tensorflow_estimator").submodule_search_locations[0]
+    for module, cls in (("linear", "LinearClassifier"), ("dnn", "DNNClassifier"),
+                        ("dnn_linear_combined", "DNNLinearCombinedClassifier")):
+        path = os.path.join(root, "python", "estimator", "canned", f"{module}.py")
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        [node] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+        [init] = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+        defaults = dict(zip([a.arg for a in init.args.args][-len(init.args.defaults):],
+                            init.args.defaults))
+        assert ast.unparse(defaults["loss_reduction"]).endswith("Reduction.SUM"), cls
+    expected = {"wide": "sum_over_batch_size", "deep": "sum_over_batch_size", "wide_deep": "sum"}
+    for kind in wide_deep.KINDS:
+        config = recipes.get_recipe(f"census_{kind}").config
+        assert config.loss_reduction is None
+        assert wide_deep.build_model(kind).loss.reduction == expected[kind]
+        other = "sum" if expected[kind] != "sum" else "sum_over_batch_size"
+        assert config.override({"loss_reduction": other}).loss_reduction == other
+        assert wide_deep.build_model(kind, loss_reduction=other).loss.reduction == other
+        with pytest.raises(configs.ConfigError, match="loss_reduction: 'mean' is not one of"):
+            config.override({"loss_reduction": "mean"})
+    with pytest.raises(ValueError, match="unknown loss_reduction 'mean'"):
+        wide_deep.build_model("wide", loss_reduction="mean")
