@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run, of {sorted(BENCHMARKS)}, or all (default: all)")
-    parser.add_argument("--modes", default="multi_processing",
+    parser.add_argument("--modes", default=None,
                         help=f"comma-separated Beam DirectRunner modes ({', '.join(sorted(WITH_MODES))})")
     parser.add_argument("--smoke", action="store_true",
                         help=f"shrunk settings, SMOKE TESTS ONLY, never for reported numbers "
@@ -47,7 +47,7 @@ def main() -> None:
 
     for name in names:
         module = importlib.import_module(BENCHMARKS[name])
-        kwargs = {"modes": args.modes.split(",")} if name in WITH_MODES else {}
+        kwargs = {"modes": args.modes.split(",")} if name in WITH_MODES and args.modes else {}
         if name in WITH_SMOKE:
             kwargs["smoke"] = args.smoke
         print(module.run(**kwargs), flush=True)

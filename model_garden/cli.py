@@ -484,16 +484,33 @@ def run(recipe_name, data_dir, output_root, runner, direct_num_workers, direct_r
             raise click.ClickException(str(e)) from None
         with _exclusive(options, run_id, no_wait, term.err):
             before = _versions(options.serving_dir)
-            _run_with_progress(term, pipeline, runner, run_id, options.metadata_path,
-                               f"the {recipe.name} pipeline",
-                               f"nothing of the failed component was published and "
-                               f"{options.serving_dir} is unchanged")
+            try:
+                _run_with_progress(term, pipeline, runner, run_id, options.metadata_path,
+                                   f"the {recipe.name} pipeline",
+                                   f"nothing of the failed component was published and "
+                                   f"{options.serving_dir} is unchanged")
+            except click.ClickException as e:
+                if isinstance(e.__cause__, Exception):  # a component failed: report what ran
+                    e.message += f"\nreport: {_write_report(options, run_id)}"
+                raise
             after = _versions(options.serving_dir)
         runs = report.component_runs(options.metadata_path, run_id)
         lines = [report.anomalies_summary(options.metadata_path, run_id),
                  outcome.evaluation_summary(options.metadata_path, run_id),
-                 outcome.push_summary(runs, options.serving_dir, before, after)]
+                 outcome.push_summary(runs, options.serving_dir, before, after),
+                 f"report: {_write_report(options, run_id)}"]
     term.out.write("\n".join(lines) + "\n")
+
+
+def _write_report(options, run_id: str) -> str:
+    """Writes the run's HTML report; its path, or why it could not be written."""
+    from model_garden.pipelines import html_report
+
+    try:
+        return html_report.write_report(options.metadata_path, options.serving_dir, run_id)
+    except Exception as e:  # noqa: BLE001 - the run's outcome stands without its page
+        logging.getLogger(__name__).exception("the report of run %s", run_id)
+        return f"not written ({type(e).__name__}: {e}); see the log"
 
 
 def _versions(serving_dir: str):

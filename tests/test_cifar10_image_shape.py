@@ -186,8 +186,10 @@ def test_model_garden_run_fails_at_the_example_gen(tmp_path, data_root):
            "--eval-steps", "1", "--direct-running-mode", "in_memory"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
-    # One line names the component and the cause; the next, the run's full log.
-    error, log_line = proc.stderr.strip().splitlines()[-2:]
+    # One line names the component and the cause; then the run's full log and its report.
+    error, log_line, report_line = proc.stderr.strip().splitlines()[-3:]
+    assert report_line.startswith(f"report: {root / 'cifar10_resnet20' / 'reports'}")
+    assert os.path.isfile(report_line.split(" ", 1)[1])
     prefix = "Error: the cifar10_resnet20 pipeline failed at ExampleGen (run "
     assert error.startswith(prefix), proc.stderr[-3000:]
     assert re.search("\\): ImageFolderError: " + _message(path, (64, 64, 3))[1:], error), error

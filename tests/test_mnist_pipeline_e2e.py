@@ -10,6 +10,7 @@ One module-scoped output root holds three runs of `model-garden run mnist`:
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -113,6 +114,19 @@ def _evaluator_accuracy(root):
     return overall[""][""]["sparse_categorical_accuracy"]["doubleValue"]
 
 
+def _evaluator_accuracy_of_latest(root):
+    """The candidate's accuracy in the newest Evaluator output (it has a baseline)."""
+    import glob
+
+    import tensorflow_model_analysis as tfma
+
+    uri = max(glob.glob(os.path.join(root, "mnist", "pipeline", "Evaluator", "evaluation", "*")),
+              key=lambda p: int(os.path.basename(p)))
+    result = tfma.load_eval_result(uri, model_name="candidate")
+    overall = dict(result.slicing_metrics)[()]
+    return overall[""][""]["sparse_categorical_accuracy"]["doubleValue"]
+
+
 def test_the_terminal_gets_one_screen_and_the_log_gets_the_rest(output_root):
     """Quiet by default: our lines on stdout, nothing on stderr, library records in the log."""
     root, proc = output_root
@@ -129,9 +143,13 @@ def test_the_terminal_gets_one_screen_and_the_log_gets_the_rest(output_root):
                                 "report: ")), line
     with open(log_path) as f:
         log = f.read()
-    # TF's C++ logger, absl (TFX's orchestration) and the Trainer's Keras output.
-    assert "node Trainer is finished." in log and "Epoch 1/" in log
+    # absl (TFX's orchestration), the Trainer's Keras output, the Pusher's record, TF's C++.
+    assert "node ExampleGen is finished." in log and "Epoch 1/" in log
+    assert "Model moved into place at" in log
     assert "cuda" in log.lower() or "oneDNN" in log, log[:2000]
+    # The run's HTML report is written at the end (its content: tests/test_html_report.py).
+    assert f"report: {os.path.join(root, 'mnist', 'reports', run_id + '.html')}" in lines
+    assert os.path.isfile(os.path.join(root, "mnist", "reports", run_id + ".html"))
     # The verdict in words, with the value TFMA measured.
     assert f"evaluation: sparse_categorical_accuracy {_evaluator_accuracy(root):.4f} >= 0.9: " \
            "blessed" in lines
@@ -160,13 +178,62 @@ def test_pushed_model_classify_signature_labels_real_test_digits(output_root):
     np.testing.assert_array_equal(np.argmax(probs, -1), out["classes"].numpy()[:50])
 
 
-def test_second_run_reuses_the_cache(output_root):
+def _run_in_terminal(output_root):
+    """`model-garden run` with its stdout on a pseudo-terminal, as a user sees it.
+
+    Returns:
+      (the terminal's bytes as text, stderr).
+    """
+    import pty
+
+    controller, terminal = pty.openpty()
+    cmd = [sys.executable, "-m", "model_garden.cli", "run", "mnist",
+           "--output-root", str(output_root), *COMMON]
+    proc = subprocess.Popen(cmd, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(controller)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=1500) == 0, screen.decode()[-3000:] + err[-3000:]
+    return screen.decode(), err
+
+
+def test_second_run_reuses_the_cache_under_the_live_display(output_root):
+    import re
+
     root, _ = output_root
-    _run(root)
+    screen, err = _run_in_terminal(root)
     runs = {r.node_id: r.state for r in report.component_runs(_metadata(root))}
     for node in ("ExampleGen", "StatisticsGen", "CuratedSchema", "InferredSchema",
                  "ExampleValidator", "Transform", "Trainer"):
         assert runs[node] == "CACHED", (node, runs)
+    assert err == ""
+    # rich's live table: redrawn in place (cursor-up, erase-line), coloured states.
+    assert "\x1b[1A" in screen and "\x1b[2K" in screen
+    # What follows the last erase-line is the final redraw, then the outcome lines.
+    final = screen[screen.rindex("\x1b[2K") + len("\x1b[2K"):]
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", final).replace("\r", "").splitlines()
+    end = max(i for i, line in enumerate(lines) if line.startswith("anomalies: "))
+    last_table = "\n".join(lines[end - len(runs):end])  # the display's final state
+    for node, state in runs.items():
+        word = {"CACHED": "cached", "COMPLETE": "done"}[state]
+        assert re.search(rf"^\s*{node}\s+{word}\b", last_table, re.M), (node, word, last_table)
+    # Judged against the model the first run pushed: the same model, the same value.
+    [verdict] = [line for line in lines[end:] if line.startswith("evaluation: ")]
+    accuracy = _evaluator_accuracy_of_latest(root)
+    assert verdict == (f"evaluation: sparse_categorical_accuracy {accuracy:.4f} >= 0.9, "
+                       f"baseline {accuracy:.4f}: blessed"), verdict
+    # The Evaluator judged the same model against itself (the pushed copy): no new push.
+    assert any(line.startswith("nothing new to push: the blessed model is the one already "
+                               "served") for line in lines[end:]), lines[end:]
 
 
 def test_unmet_threshold_is_not_pushed_and_keeps_the_pushed_model(output_root):
@@ -179,7 +246,9 @@ def test_unmet_threshold_is_not_pushed_and_keeps_the_pushed_model(output_root):
     assert runs["Pusher"].blessed is False
     assert sorted(os.listdir(_serving(root))) == versions
     assert _tree_digest(_serving(root)) == before
-    assert "not pushed" in stdout
+    assert "not pushed: the model was not blessed" in stdout
+    assert re.search(r"^evaluation: sparse_categorical_accuracy 0\.\d{4} < 0\.9999, baseline "
+                     r"0\.\d{4}: not blessed$", stdout, re.M), stdout
 
 
 def test_corrupt_input_fails_clearly_and_publishes_nothing(output_root, mnist_dir, tmp_path):

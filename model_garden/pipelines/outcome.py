@@ -17,24 +17,10 @@ from model_garden.pipelines import report
 CANDIDATE, BASELINE = "candidate", "baseline"
 
 
-def _outputs(store, execution_id: int, type_name: str):
-    """The output artifacts of type ``type_name`` of one execution."""
-    events = store.get_events_by_execution_ids([execution_id])
-    artifacts = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == e.OUTPUT])
-    types = {t.id: t.name for t in store.get_artifact_types_by_id(
-        list({a.type_id for a in artifacts}))} if artifacts else {}
-    return [a for a in artifacts if types.get(a.type_id) == type_name]
-
-
 def evaluation_uri(metadata_path: str, run: Optional[str] = None) -> Optional[str]:
     """The ``ModelEvaluation`` folder of the run's Evaluator (``None``: it did not finish)."""
-    store = report.open_store(metadata_path)
-    for row in report.component_runs(metadata_path, run):
-        if row.node_id == "Evaluator" and row.state in ("COMPLETE", "CACHED"):
-            found = _outputs(store, row.execution_id, "ModelEvaluation")
-            if found:
-                return found[0].uri
-    return None
+    found = report.output_artifacts(metadata_path, "Evaluator", "ModelEvaluation", run)
+    return found[0].uri if found else None
 
 
 def _overall_values(metrics_for_slices) -> Dict[Tuple[str, str, bool], float]:
