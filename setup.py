@@ -23,6 +23,7 @@ setuptools.setup(
         "tqdm",
         "pyyaml",
         "matplotlib",
+        "rich",
     ],
     entry_points={"console_scripts": ["model-garden=model_garden.cli:main"]},
 )

@@ -85,6 +85,19 @@ def _missing(dataset, common) -> int:
         0, int(dataset.num_examples) - int(common.num_non_missing))
 
 
+def _common_columns(dataset, feature, common_stats) -> dict:
+    """The columns every feature row has: feature, type, count, missing, values/example."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    return {
+        "feature": _name(feature),
+        "type": statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
+        "count": int(common_stats.num_non_missing),
+        "missing": _missing(dataset, common_stats),
+        "values/example": _values_per_example(common_stats),
+    }
+
+
 def numeric_rows(dataset) -> List[dict]:
     """One dict per numeric (INT, FLOAT) feature of a split's statistics.
 
@@ -93,19 +106,13 @@ def numeric_rows(dataset) -> List[dict]:
     to 0), min, median, max. Statistics are over all values of the feature
     (every pixel of a list feature), as TFDV computes them.
     """
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
     rows = []
     for feature in dataset.features:
         if feature.WhichOneof("stats") != "num_stats":
             continue
         s = feature.num_stats
         rows.append({
-            "feature": _name(feature),
-            "type": statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
-            "count": int(s.common_stats.num_non_missing),
-            "missing": _missing(dataset, s.common_stats),
-            "values/example": _values_per_example(s.common_stats),
+            **_common_columns(dataset, feature, s.common_stats),
             "mean": number(s.mean), "std": number(s.std_dev), "zeros": number(s.num_zeros),
             "min": number(s.min), "median": number(s.median), "max": number(s.max),
         })
@@ -119,8 +126,6 @@ def categorical_rows(dataset) -> List[dict]:
     values), top values (the :data:`TOP_VALUES` most frequent with their
     counts; ``binary`` for encoded images and other non-text bytes).
     """
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
     rows = []
     for feature in dataset.features:
         kind = feature.WhichOneof("stats")
@@ -136,11 +141,7 @@ def categorical_rows(dataset) -> List[dict]:
             top = ", ".join(f"{v.value} ({number(v.frequency)})"
                             for v in list(s.top_values)[:TOP_VALUES])
         rows.append({
-            "feature": _name(feature),
-            "type": statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
-            "count": int(s.common_stats.num_non_missing),
-            "missing": _missing(dataset, s.common_stats),
-            "values/example": _values_per_example(s.common_stats),
+            **_common_columns(dataset, feature, s.common_stats),
             "unique": number(s.unique),
             "top values": top,
         })
