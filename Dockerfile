@@ -43,6 +43,10 @@ WORKDIR /opt/model-garden
 #    --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt (make image does);
 #    without the secret the image's own CA bundle is used.  The uv cache mount
 #    keeps downloaded wheels between builds, outside the image.
+#    --compile-bytecode: every step runs as uid 10001, who cannot write
+#    __pycache__ into site-packages, so without .pyc files each step's Python
+#    would compile TF, TFX and Beam from source at every start (measured
+#    locally: importing what a run imports, 19 s without .pyc, 10.4 s with).
 COPY requirements.lock ./
 RUN --mount=type=secret,id=ca \
     --mount=type=cache,target=/root/.cache/uv \
@@ -52,7 +56,8 @@ RUN --mount=type=secret,id=ca \
     && python -m pip install --no-cache-dir --index-url "${INDEX_URL}" "uv==${UV_VERSION}" \
     && grep -vE "^(${DEV_ONLY})==" requirements.lock > /tmp/requirements.image.txt \
     && UV_LINK_MODE=copy python -m uv pip install --python "$(command -v python)" --system \
-         --default-index "${INDEX_URL}" --no-deps -r /tmp/requirements.image.txt \
+         --default-index "${INDEX_URL}" --no-deps --compile-bytecode \
+         -r /tmp/requirements.image.txt \
     && python -m pip uninstall -y uv \
     && rm /tmp/requirements.image.txt
 

@@ -96,7 +96,7 @@ def test_installs_the_lock_without_resolving_and_the_package_where_runners_expec
     runs = " ".join(args for word, args in instr if word == "RUN")
     assert ("COPY", "requirements.lock ./") in instr
     assert re.search(r"uv pip install --python \"\$\(command -v python\)\" --system\s+"
-                     r"--default-index \"\$\{INDEX_URL\}\" --no-deps -r /tmp/requirements.image.txt",
+                     r"--default-index \"\$\{INDEX_URL\}\" --no-deps --compile-bytecode\s+-r /tmp/requirements.image.txt",
                      runs)
     assert re.search(r"grep -vE .* requirements.lock > /tmp/requirements.image.txt", runs)
     assert "pip install --no-cache-dir --no-deps --no-build-isolation -e ." in runs
