@@ -57,6 +57,11 @@ def _run_started(metadata_path: str, run_id: str) -> Optional[datetime.datetime]
     return datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000.0)
 
 
+def _runs_recorded(count: int) -> str:
+    """``1 run recorded`` / ``3 runs recorded``."""
+    return f"{count} run{'' if count == 1 else 's'} recorded"
+
+
 def _header(recipe: str, metadata_path: str, run_id: str, runs) -> str:
     from model_garden.pipelines import report
 
@@ -70,7 +75,7 @@ def _header(recipe: str, metadata_path: str, run_id: str, runs) -> str:
     return (f"<p>started {esc(started.strftime('%Y-%m-%d %H:%M:%S') if started else '?')}; "
             f"{status}; {esc(f'{total:.1f}')} s of component time; "
             f"ML Metadata <code>{esc(metadata_path)}</code>; "
-            f"{len(report.pipeline_runs(metadata_path))} runs recorded.</p>"
+            f"{_runs_recorded(len(report.pipeline_runs(metadata_path)))}.</p>"
             + table(["component", "state", "seconds", "outcome"], rows, raw_columns=range(4),
                     css_class="components"))
 
