@@ -119,7 +119,7 @@ def test_every_component_succeeds_and_the_model_is_pushed(output_root, recipe):
     root, stdouts = output_root
     runs = {r.node_id: r for r in report.component_runs(_metadata(root, recipe))}
     assert set(runs) == COMPONENTS
-    assert {r.state for r in runs.values()} == {"COMPLETE"}, report.format_runs(runs.values())
+    assert {r.state for r in runs.values()} == {"COMPLETE"}, {r.node_id: r.state for r in runs.values()}
     assert runs["ExampleValidator"].blessed is True  # real data matches the curated schema
     assert runs["Evaluator"].blessed is True
     assert runs["Pusher"].blessed is True

@@ -1,7 +1,8 @@
 """What a local run did, read back from its ML Metadata (SQLite) store.
 
-``model-garden run`` prints this summary, then the anomalies the
-ExampleValidator found against the curated schema (:func:`anomalies_summary`);
+``model-garden run`` shows these executions live (:mod:`.progress`), then the
+anomalies the ExampleValidator found against the curated schema
+(:func:`anomalies_summary`);
 the end-to-end tests and the benchmarks use it to check caching (``CACHED``
 executions) and to time each component. Times are MLMD's execution create /
 last-update timestamps.
@@ -112,15 +113,6 @@ def component_runs(metadata_path: str, run: Optional[str] = None,
             )
         )
     return rows
-
-
-def format_runs(rows: List[ComponentRun]) -> str:
-    """A plain-text table of ``rows`` (component, state, seconds, outcome)."""
-    lines = [f"{'component':<36} {'state':<9} {'seconds':>8}  outcome"]
-    for r in rows:
-        outcome = "" if r.blessed is None else ("yes" if r.blessed else "no")
-        lines.append(f"{r.node_id:<36} {r.state:<9} {r.seconds:>8.1f}  {outcome}")
-    return "\n".join(lines)
 
 
 def examples_summary(metadata_path: str, run: Optional[str] = None) -> str:
